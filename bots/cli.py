@@ -1,0 +1,78 @@
+"""`bookbot` command line: the local demo chat, migrations and the benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from bots import console
+from engine.conversation import ConversationService
+from engine.formatting import normalize_locale
+from engine.settings import get_settings
+from storage.db import make_engine, make_sessionmaker
+from storage.demo_data import load_demo
+from storage.migrate import upgrade
+from storage.repositories import Repo
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bookbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="book a session in a terminal chat over demo data")
+    demo.add_argument("--database-url", help="default: DATABASE_URL or sqlite:///bookbot.db")
+    demo.add_argument("--reset", action="store_true", help="start from a fresh SQLite file")
+    demo.add_argument("--course", help="open the wizard for this course slug")
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--database-url")
+    bench = sub.add_parser("bench", help="measure slots, booking throughput and the race (PG)")
+    bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        asyncio.run(run_demo(args.database_url, reset=args.reset, course=args.course))
+    elif args.command == "migrate":
+        asyncio.run(run_migrate(args.database_url or get_settings().database_url))
+    elif args.command == "bench":
+        from benchmarks.run import run_benchmarks
+
+        asyncio.run(run_benchmarks(args.database_url))
+    return 0
+
+
+async def run_migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    print(f"schema up to date: {make_url(url).render_as_string()}")
+
+
+async def run_demo(url: str | None, *, reset: bool, course: str | None) -> None:
+    url = url or get_settings().database_url
+    parsed = make_url(url)
+    if reset and parsed.drivername.startswith("sqlite") and parsed.database:
+        for suffix in ("", "-wal", "-shm"):
+            Path(parsed.database + suffix).unlink(missing_ok=True)
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        factory = make_sessionmaker(engine)
+        service = ConversationService(factory, get_settings())
+        async with factory() as session, session.begin():
+            ids = await load_demo(session, service.clock())
+            student = await Repo(session).user(ids.student_id)
+            assert student is not None
+            locale = normalize_locale(student.locale)
+        print(f"Signed in as {student.name} ({student.timezone}). Database: {parsed.database or url}")
+        await console.run(service, student.id, locale, sys.stdin, print, course_slug=course)
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

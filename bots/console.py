@@ -1,0 +1,123 @@
+"""Terminal chat over the real engine: screens as text, numbered choices, typed text for prompts.
+
+It reads standard input line by line, so a booking can be scripted:
+`printf '1\\n1\\n...' | bookbot demo`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import date
+from typing import TextIO
+
+from engine import flow
+from engine.conversation import ConversationService
+from engine.formatting import format_day_short
+from engine.screens import Button, Kind, Screen
+
+PLATFORM = "console"
+HELP = (
+    "Type the number of a choice, or type text when asked (a date like “next friday”, a note).\n"
+    "Commands: /book [course-slug] · /cancel · /help · /quit"
+)
+
+
+def render(screen: Screen, locale: str) -> tuple[str, list[Button]]:
+    """Screen -> text plus the buttons that the numbers refer to (URL buttons included)."""
+    choices: list[Button] = []
+    out = [f"⚠️  {screen.notice}"] if screen.notice else []
+    out.append(f"== {screen.title} ==")
+    out.extend(screen.lines)
+
+    def number(button: Button, label: str | None = None) -> str:
+        choices.append(button)
+        suffix = f" → {button.url}" if button.url else ""
+        return f"  {len(choices)}) {label or button.label}{suffix}"
+
+    for card in screen.cards:
+        out.append(f"-- {card.title} --")
+        out.extend(f"   {line}" for line in card.lines)
+        if card.button.enabled:
+            out.append(number(card.button))
+    if screen.calendar:
+        nav, *weeks = screen.calendar
+        out.append("   ".join(b.label for b in nav if b.label.strip()))
+        for week in weeks:
+            out.append(" ".join(_day_cell(b) for b in week))
+        for week in weeks[1:]:
+            for button in week:
+                if button.enabled and button.action and button.action.kind is Kind.PICK_DATE:
+                    day = date.fromisoformat(button.action.arg)
+                    out.append(number(button, format_day_short(day, locale)))
+        for button in nav:
+            if button.enabled:
+                out.append(number(button, "previous month" if button.label == "‹" else "next month"))
+    for row in screen.buttons:
+        for button in row:
+            if button.enabled:
+                out.append(number(button))
+    if screen.prompt:
+        out.append(f"✎ {screen.prompt}")
+    return "\n".join(out), choices
+
+
+def _day_cell(button: Button) -> str:
+    label = button.label.strip() or ""
+    return f"[{label:>2}]" if button.enabled else f" {label:>2} "
+
+
+async def run(
+    service: ConversationService,
+    user_id: int,
+    locale: str,
+    stdin: TextIO = sys.stdin,
+    write: Callable[[str], None] = print,
+    course_slug: str | None = None,
+    chat_id: str = "demo",
+) -> None:
+    async def send(event: flow.Event) -> Screen | None:
+        async def loading(screen: Screen) -> None:
+            write(render(screen, locale)[0])
+
+        return await service.handle(
+            platform=PLATFORM, chat_id=chat_id, user_id=user_id, event=event, on_loading=loading
+        )
+
+    write(HELP)
+    current = await send(flow.Start(course_slug=course_slug, source="console"))
+    choices: list[Button] = []
+    show = True
+    while True:
+        if current is not None and show:
+            text, choices = render(current, locale)
+            write("\n" + text)
+        show = True
+        write("> ")
+        line = stdin.readline()
+        if not line:
+            write("bye")
+            return
+        line = line.strip()
+        event: flow.Event
+        if line in ("/quit", "/exit"):
+            write("bye")
+            return
+        if line == "/help" or not line:
+            write(HELP)
+            show = False
+            continue
+        if line.startswith("/book"):
+            event = flow.Start(course_slug=line.removeprefix("/book").strip() or None)
+        elif line == "/cancel":
+            event = flow.Cancel()
+        elif line.isdigit() and current is not None and 1 <= int(line) <= len(choices):
+            chosen = choices[int(line) - 1]
+            if chosen.url or chosen.action is None:
+                write(f"(would open {chosen.url} in a browser)")
+                show = False
+                continue
+            event = flow.Press(current.data(chosen))
+        else:
+            event = flow.Text(line)
+        current = await send(event) or current

@@ -1,0 +1,114 @@
+"""Booking rules and their typed outcomes; the entry points map each outcome to the spec's words."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.booking_tx import BookingRow, FailureReason, book_in_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    course_id: int
+    student_id: int
+    teacher_id: int
+    start: datetime
+    end: datetime
+    reminders: bool
+    note: str | None
+    platform: str
+
+
+@dataclass(frozen=True)
+class Booked:
+    session_id: int
+    error_type: None = None
+
+
+@dataclass(frozen=True)
+class ScheduledLater:
+    session_id: int
+    error_type: None = None
+
+
+@dataclass(frozen=True)
+class SlotTaken:
+    error_type: str = "slot_taken"
+
+
+@dataclass(frozen=True)
+class StudentConflict:
+    error_type: str = "student_conflict"
+
+
+@dataclass(frozen=True)
+class NotEnrolled:
+    error_type: str = "not_enrolled"
+
+
+@dataclass(frozen=True)
+class NoSessionsLeft:
+    error_type: str = "no_sessions_left"
+
+
+@dataclass(frozen=True)
+class STUnavailable:
+    error_type: str = "st_unavailable"
+
+
+@dataclass(frozen=True)
+class BookingFailed:
+    error_type: str = "error"
+
+
+Failure = SlotTaken | StudentConflict | NotEnrolled | NoSessionsLeft | STUnavailable | BookingFailed
+Outcome = Booked | Failure
+
+FAILURES: dict[FailureReason, Failure] = {
+    "slot_taken": SlotTaken(),
+    "student_conflict": StudentConflict(),
+    "not_enrolled": NotEnrolled(),
+    "no_sessions_left": NoSessionsLeft(),
+    "st_unavailable": STUnavailable(),
+}
+
+
+async def book_session(
+    session: AsyncSession,
+    request: BookingRequest,
+    *,
+    reminder_offsets: list[timedelta],
+    now: datetime,
+) -> Outcome:
+    """Run the booking transaction inside the caller's transaction (a savepoint).
+
+    Any unexpected database error becomes BookingFailed ("Unable to book. Please try again.")
+    so that the conversation survives and the student can retry.
+    """
+    row = BookingRow(
+        course_id=request.course_id,
+        student_id=request.student_id,
+        teacher_id=request.teacher_id,
+        start=request.start,
+        end=request.end,
+        reminders=request.reminders,
+        note=request.note,
+        created_via=request.platform,
+        reminder_offsets=reminder_offsets,
+        now=now,
+    )
+    try:
+        result = await book_in_session(session, row)
+    except Exception:
+        log.exception("booking transaction failed")
+        return BookingFailed()
+    if result.session_id is not None:
+        return Booked(result.session_id)
+    assert result.reason is not None
+    return FAILURES[result.reason]

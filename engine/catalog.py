@@ -1,0 +1,171 @@
+"""The flow's Catalog port over the database: repositories plus the pure slot math.
+
+One instance lives for one incoming event, inside that event's transaction, so it may cache.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from engine.booking import (
+    BookingRequest,
+    NoSessionsLeft,
+    NotEnrolled,
+    Outcome,
+    ScheduledLater,
+    SlotTaken,
+    book_session,
+)
+from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
+from engine.views import CourseInfo, TeacherInfo
+from storage.models import Course
+from storage.repositories import Repo, TeacherCard
+
+# Busy intervals and overrides are read with this margin so that day limits, buffers and
+# windows crossing midnight near the edges of the asked range see everything they depend on.
+MARGIN = timedelta(days=2)
+
+
+def course_info(course: Course) -> CourseInfo:
+    return CourseInfo(
+        course.id, course.slug, course.title, course.session_count, course.session_minutes
+    )
+
+
+def teacher_info(card: TeacherCard) -> TeacherInfo:
+    return TeacherInfo(
+        id=card.user.id,
+        name=card.user.name,
+        avatar=card.user.avatar,
+        timezone=card.user.timezone,
+        is_active=card.st.is_active,
+        max_days_ahead=card.st.max_days_ahead,
+    )
+
+
+class DbCatalog:
+    def __init__(self, repo: Repo, reminder_offsets: list[timedelta]) -> None:
+        self.repo = repo
+        self.reminder_offsets = reminder_offsets
+        self._cards: dict[tuple[int, int], TeacherCard | None] = {}
+        self._rules: dict[int, list[WeeklyRule]] = {}
+
+    async def course(self, course_id: int) -> CourseInfo | None:
+        course = await self.repo.course(course_id)
+        return course_info(course) if course else None
+
+    async def course_by_slug(self, slug: str) -> CourseInfo | None:
+        course = await self.repo.course_by_slug(slug)
+        return course_info(course) if course else None
+
+    async def enrolled_courses(self, student_id: int) -> list[CourseInfo]:
+        return [course_info(c) for c in await self.repo.enrolled_courses(student_id)]
+
+    async def is_enrolled(self, student_id: int, course_id: int) -> bool:
+        return await self.repo.is_enrolled(student_id, course_id)
+
+    async def sessions_left(self, student_id: int, course_id: int) -> int:
+        course = await self.repo.course(course_id)
+        if course is None:
+            return 0
+        return course.session_count - await self.repo.counted_sessions(student_id, course_id)
+
+    async def teachers(self, course_id: int) -> list[TeacherInfo]:
+        cards = await self.repo.active_teachers(course_id)
+        for card in cards:
+            self._cards[(course_id, card.user.id)] = card
+        return [teacher_info(card) for card in cards]
+
+    async def _card(self, course_id: int, teacher_id: int) -> TeacherCard | None:
+        key = (course_id, teacher_id)
+        if key not in self._cards:
+            self._cards[key] = await self.repo.teacher(course_id, teacher_id)
+        return self._cards[key]
+
+    async def teacher(self, course_id: int, teacher_id: int) -> TeacherInfo | None:
+        card = await self._card(course_id, teacher_id)
+        return teacher_info(card) if card else None
+
+    async def _weekly_rules(self, teacher_id: int) -> list[WeeklyRule]:
+        if teacher_id not in self._rules:
+            self._rules[teacher_id] = [
+                WeeklyRule(a.day_of_week, a.start_time, a.end_time, a.timezone)
+                for a in await self.repo.availability([teacher_id])
+            ]
+        return self._rules[teacher_id]
+
+    async def free_slots(
+        self,
+        course_id: int,
+        teacher_id: int,
+        student_id: int,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> list[datetime]:
+        card = await self._card(course_id, teacher_id)
+        course = await self.repo.course(course_id)
+        if card is None or course is None or not card.st.is_active:
+            return []
+        low, high = start - MARGIN, end + MARGIN
+        overrides = [
+            DateOverride(o.date, o.timezone, o.start_time, o.end_time)
+            for o in await self.repo.overrides([teacher_id], low.date(), high.date())
+        ]
+        st_busy = [Interval(s, e) for _, s, e in await self.repo.teacher_busy([teacher_id], low, high)]
+        student_busy = [Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)]
+        settings = SlotRules(
+            session_minutes=course.session_minutes,
+            buffer_minutes=card.st.buffer_minutes,
+            min_notice_minutes=card.st.min_notice_minutes,
+            max_days_ahead=card.st.max_days_ahead,
+            max_per_day=card.st.max_per_day,
+            step_minutes=card.st.step_minutes,
+        )
+        return free_slots(
+            await self._weekly_rules(teacher_id),
+            overrides,
+            settings,
+            st_busy,
+            student_busy,
+            now,
+            start,
+            end,
+            card.user.timezone,
+        )
+
+    async def book(self, request: BookingRequest, now: datetime) -> Outcome:
+        """Re-check the slot against availability and notice first: time passes on the confirm step.
+
+        Overlaps are checked again under lock inside the transaction; this check covers the rules
+        the lock does not (availability, minimum notice, horizon, per-day limit).
+        """
+        window = await self.free_slots(
+            request.course_id,
+            request.teacher_id,
+            request.student_id,
+            request.start,
+            request.start + timedelta(minutes=1),
+            now,
+        )
+        if request.start not in window:
+            # Not enrolled or no sessions left must win over "slot taken": the tx decides those.
+            if not await self.repo.is_enrolled(request.student_id, request.course_id):
+                return NotEnrolled()
+            return SlotTaken()
+        return await book_session(
+            self.repo.session, request, reminder_offsets=self.reminder_offsets, now=now
+        )
+
+    async def schedule_later(
+        self, student_id: int, course_id: int, platform: str
+    ) -> ScheduledLater | NotEnrolled | NoSessionsLeft:
+        await self.repo.lock_user(student_id)
+        if not await self.repo.is_enrolled(student_id, course_id):
+            return NotEnrolled()
+        if await self.sessions_left(student_id, course_id) <= 0:
+            return NoSessionsLeft()
+        row = await self.repo.add_unscheduled_session(
+            course_id=course_id, student_id=student_id, created_via=platform
+        )
+        return ScheduledLater(row.id)

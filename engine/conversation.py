@@ -1,0 +1,80 @@
+"""One incoming chat event, end to end: de-duplicate, lock the conversation, apply, save, render.
+
+Every front end (console, Telegram, Slack) calls `handle`; state lives in the database, so a
+restart or a second bot process continues the same conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine import flow
+from engine.catalog import DbCatalog
+from engine.formatting import normalize_locale
+from engine.screens import Screen
+from engine.settings import Settings
+from engine.views import Viewer
+from storage.repositories import Repo
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConversationService:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.clock = clock
+
+    async def handle(
+        self,
+        *,
+        platform: str,
+        chat_id: str,
+        user_id: int,
+        event: flow.Event,
+        update_id: str | None = None,
+        on_loading: Callable[[Screen], Awaitable[None]] | None = None,
+    ) -> Screen | None:
+        """The new screen, or None when this delivery was already handled (a platform retry)."""
+        async with self.factory() as session, session.begin():
+            repo = Repo(session)
+            if update_id is not None and not await repo.mark_processed(platform, update_id):
+                return None
+            conversation = await repo.conversation_for_update(platform, chat_id)
+            user = await repo.user(user_id)
+            if user is None:
+                raise LookupError(f"no user {user_id}")
+            ctx = flow.Ctx(
+                catalog=DbCatalog(
+                    repo, [timedelta(minutes=m) for m in self.settings.reminder_offsets_minutes]
+                ),
+                viewer=Viewer(user.id, user.name, user.timezone, normalize_locale(user.locale)),
+                now=self.clock(),
+                platform=platform,
+                dashboard_url=self.settings.dashboard_url,
+                enroll_url=self.settings.enroll_url,
+                on_loading=on_loading,
+            )
+            state = flow.State.from_json(conversation.state)
+            new_state = await flow.apply(state, event, ctx)
+            new_state.nonce = state.nonce + 1
+            screen = replace(await flow.render(new_state, ctx), nonce=new_state.nonce)
+            conversation.state = new_state.to_json()
+            conversation.version = new_state.nonce
+            conversation.user_id = user.id
+            for name, data in ctx.analytics:
+                repo.add_event(name, data, user_id=user.id, platform=platform)
+        return screen

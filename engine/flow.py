@@ -1,0 +1,601 @@
+"""The booking conversation as a state machine: the steps of the spec, one handler per event.
+
+Handlers take the state, an event and a Ctx (the catalog port, the viewer, "now") and return the
+next state; they record analytics events and a one-line notice on the Ctx. No SQL and no platform
+SDK here: the catalog port is all the outside world they see, so tests drive them in memory.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from engine import messages as m
+from engine import views
+from engine.booking import (
+    Booked,
+    BookingFailed,
+    BookingRequest,
+    NoSessionsLeft,
+    NotEnrolled,
+    Outcome,
+    ScheduledLater,
+    SlotTaken,
+    StudentConflict,
+    STUnavailable,
+)
+from engine.dates import DateParseError, parse_day
+from engine.formatting import first_weekday, format_day
+from engine.screens import Action, Kind, Screen, decode
+from engine.slots import day_bounds_utc, days_with_slots
+from engine.views import CourseInfo, TeacherInfo, Viewer
+from storage.models import NOTE_MAX_CHARS
+
+
+class Step(enum.StrEnum):
+    IDLE = "idle"
+    CHOOSE_COURSE = "choose_course"
+    NOT_ENROLLED = "not_enrolled"
+    NO_SESSIONS_LEFT = "no_sessions_left"
+    CHOOSE_ST = "choose_st"
+    NO_STS = "no_sts"
+    CHOOSE_DATE = "choose_date"
+    CHOOSE_TIME = "choose_time"
+    CONFIRM = "confirm"
+    NOTE = "note"
+    BOOKING = "booking"
+    SUCCESS = "success"
+    SCHEDULED_LATER = "scheduled_later"
+
+
+@dataclass
+class State:
+    """Everything the wizard remembers between messages; JSON-serialisable for the database."""
+
+    step: Step = Step.IDLE
+    course_id: int | None = None
+    teacher_id: int | None = None
+    preselected: bool = False
+    source: str | None = None
+    month: str | None = None  # "YYYY-MM" shown by the calendar
+    day: str | None = None  # viewer-local ISO date
+    slot: int | None = None  # minutes since the epoch, UTC
+    reminders: bool = True
+    note: str | None = None
+    session_id: int | None = None
+    nonce: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "step": self.step.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> State:
+        """A corrupt or outdated record starts afresh rather than failing the chat."""
+        if not data:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        try:
+            state = cls(**{k: v for k, v in data.items() if k in known})
+            state.step = Step(state.step)
+        except (TypeError, ValueError):
+            return cls(nonce=int(data.get("nonce", 0) or 0))
+        return state
+
+
+# --- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Start:
+    """Entry from a deep link, a command or the console: course and optional pre-selected ST."""
+
+    course_id: int | None = None
+    course_slug: str | None = None
+    teacher_id: int | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button press, carrying the raw button data exactly as the platform delivered it."""
+
+    data: str
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+Event = Start | Press | Text | Cancel
+
+
+# --- the port to the outside world -----------------------------------------------------------
+class Catalog(Protocol):
+    async def course(self, course_id: int) -> CourseInfo | None: ...
+    async def course_by_slug(self, slug: str) -> CourseInfo | None: ...
+    async def enrolled_courses(self, student_id: int) -> list[CourseInfo]: ...
+    async def is_enrolled(self, student_id: int, course_id: int) -> bool: ...
+    async def sessions_left(self, student_id: int, course_id: int) -> int: ...
+    async def teachers(self, course_id: int) -> list[TeacherInfo]: ...
+    async def teacher(self, course_id: int, teacher_id: int) -> TeacherInfo | None: ...
+    async def free_slots(
+        self,
+        course_id: int,
+        teacher_id: int,
+        student_id: int,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> list[datetime]: ...
+    async def book(self, request: BookingRequest, now: datetime) -> Outcome: ...
+    async def schedule_later(
+        self, student_id: int, course_id: int, platform: str
+    ) -> ScheduledLater | NotEnrolled | NoSessionsLeft: ...
+
+
+@dataclass
+class Ctx:
+    catalog: Catalog
+    viewer: Viewer
+    now: datetime
+    platform: str
+    dashboard_url: str = "https://tutoring.example.edu/dashboard"
+    enroll_url: str = "https://tutoring.example.edu/courses/{slug}"
+    on_loading: Callable[[Screen], Awaitable[None]] | None = None
+    analytics: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    notice: str | None = None
+
+    def emit(self, name: str, **data: Any) -> None:
+        self.analytics.append((name, data))
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(ZoneInfo(self.viewer.timezone)).date()
+
+
+# --- dispatch ------------------------------------------------------------------------------
+async def apply(state: State, event: Event, ctx: Ctx) -> State:
+    if isinstance(event, Start):
+        return await start(state, event, ctx)
+    if isinstance(event, Cancel):
+        return cancel(state, ctx)
+    if isinstance(event, Text):
+        return await type_text(state, event.text, ctx)
+    decoded = decode(event.data)
+    if decoded is None or decoded[0] != state.nonce or state.step not in ALLOWED[decoded[1].kind]:
+        ctx.notice = m.EXPIRED
+        return state
+    action = decoded[1]
+    return await HANDLERS[action.kind](state, action, ctx)
+
+
+async def start(state: State, event: Start, ctx: Ctx) -> State:
+    course = None
+    if event.course_id is not None:
+        course = await ctx.catalog.course(event.course_id)
+    elif event.course_slug:
+        course = await ctx.catalog.course_by_slug(event.course_slug)
+        if course is None:
+            ctx.notice = m.UNKNOWN_COURSE.format(slug=event.course_slug[:64])
+    if course is None:
+        return State(step=Step.CHOOSE_COURSE, nonce=state.nonce)
+    fresh = State(course_id=course.id, source=event.source, nonce=state.nonce)
+    ctx.emit("page_view", course_id=course.id, st_preselected=event.teacher_id is not None)
+    student = ctx.viewer.user_id
+    if not await ctx.catalog.is_enrolled(student, course.id):
+        return replace(fresh, step=Step.NOT_ENROLLED)
+    if await ctx.catalog.sessions_left(student, course.id) <= 0:
+        return replace(fresh, step=Step.NO_SESSIONS_LEFT)
+    if event.teacher_id is not None:
+        teacher = await ctx.catalog.teacher(course.id, event.teacher_id)
+        if teacher is not None and teacher.is_active:
+            return await _open_calendar(replace(fresh, teacher_id=teacher.id, preselected=True), ctx)
+        ctx.notice = m.ST_NO_LONGER_AVAILABLE.format(name=teacher.name if teacher else "This ST")
+    return await _to_choose_st(fresh, ctx)
+
+
+async def _to_choose_st(state: State, ctx: Ctx) -> State:
+    assert state.course_id is not None
+    teachers = await ctx.catalog.teachers(state.course_id)
+    step = Step.CHOOSE_ST if teachers else Step.NO_STS
+    return replace(state, step=step, teacher_id=None, preselected=False, day=None, slot=None)
+
+
+async def _open_calendar(state: State, ctx: Ctx) -> State:
+    """Open the calendar on the month of the ST's next free slot, so the first view is useful."""
+    first = await _next_free(state, ctx)
+    shown = first.astimezone(ZoneInfo(ctx.viewer.timezone)).date() if first else ctx.today
+    return replace(state, step=Step.CHOOSE_DATE, month=f"{shown:%Y-%m}", day=None, slot=None)
+
+
+async def pick_course(state: State, action: Action, ctx: Ctx) -> State:
+    return await start(state, Start(course_id=int(action.arg), source="chat"), ctx)
+
+
+async def pick_st(state: State, action: Action, ctx: Ctx) -> State:
+    assert state.course_id is not None
+    teacher = await ctx.catalog.teacher(state.course_id, int(action.arg))
+    if teacher is None or not teacher.is_active:
+        ctx.notice = m.ST_NO_LONGER_AVAILABLE.format(name=teacher.name if teacher else "This ST")
+        return await _to_choose_st(state, ctx)
+    ctx.emit("st_selected", st_id=teacher.id)
+    return await _open_calendar(replace(state, teacher_id=teacher.id, preselected=False), ctx)
+
+
+async def change_month(state: State, action: Action, ctx: Ctx) -> State:
+    year, month = (int(part) for part in action.arg.split("-"))
+    lowest, highest = await _month_bounds(state, ctx)
+    if not lowest <= (year, month) <= highest:
+        ctx.notice = m.EXPIRED
+        return state
+    return replace(state, step=Step.CHOOSE_DATE, month=action.arg)
+
+
+async def pick_date(state: State, action: Action, ctx: Ctx) -> State:
+    try:
+        day = date.fromisoformat(action.arg)
+    except ValueError:
+        ctx.notice = m.EXPIRED
+        return state
+    return await choose_day(state, day, ctx)
+
+
+async def quick_option(state: State, action: Action, ctx: Ctx) -> State:
+    today = ctx.today
+    if action.arg == "today":
+        return await choose_day(state, today, ctx)
+    if action.arg == "tomorrow":
+        return await choose_day(state, today + timedelta(days=1), ctx)
+    week_end = None
+    if action.arg == "week":
+        days_left = (first_weekday(ctx.viewer.locale) - today.weekday() - 1) % 7
+        week_end = today + timedelta(days=days_left)
+    first = await _next_free(state, ctx, until_day=week_end)
+    if first is None:
+        ctx.notice = m.NO_SLOTS_THIS_WEEK if week_end else await _nothing_free(state, ctx)
+        return replace(state, step=Step.CHOOSE_DATE)
+    return await choose_day(state, first.astimezone(ZoneInfo(ctx.viewer.timezone)).date(), ctx)
+
+
+async def choose_day(state: State, day: date, ctx: Ctx) -> State:
+    """Every way of choosing a date ends here: buttons, quick options and typed text."""
+    label = format_day(day, ctx.viewer.locale)
+    calendar = replace(state, step=Step.CHOOSE_DATE, month=f"{day:%Y-%m}", day=None, slot=None)
+    if day < ctx.today:
+        ctx.notice = m.DATE_PAST.format(day=label)
+        return replace(calendar, month=f"{ctx.today:%Y-%m}")
+    teacher = await _teacher(state, ctx)
+    if day > ctx.today + timedelta(days=teacher.max_days_ahead):
+        ctx.notice = m.DATE_TOO_FAR.format(day=label, days=teacher.max_days_ahead)
+        return replace(state, step=Step.CHOOSE_DATE)
+    if not await _slots_on(state, day, ctx):
+        ctx.notice = m.DATE_NO_SLOTS.format(day=label)
+        return calendar
+    ctx.emit("date_selected", date=day.isoformat())
+    return replace(calendar, step=Step.CHOOSE_TIME, day=day.isoformat())
+
+
+async def pick_slot(state: State, action: Action, ctx: Ctx) -> State:
+    assert state.day is not None
+    slot = datetime.fromtimestamp(int(action.arg) * 60, UTC)
+    if slot not in await _slots_on(state, date.fromisoformat(state.day), ctx):
+        ctx.notice = m.SLOT_TAKEN
+        return replace(state, step=Step.CHOOSE_TIME)
+    ctx.emit("time_selected", time=slot.isoformat(), st_id=state.teacher_id)
+    return replace(state, step=Step.CONFIRM, slot=int(action.arg))
+
+
+async def toggle_reminders(state: State, action: Action, ctx: Ctx) -> State:
+    return replace(state, reminders=not state.reminders)
+
+
+async def add_note(state: State, action: Action, ctx: Ctx) -> State:
+    return replace(state, step=Step.NOTE)
+
+
+async def remove_note(state: State, action: Action, ctx: Ctx) -> State:
+    ctx.notice = m.NOTE_REMOVED
+    return replace(state, note=None, step=Step.CONFIRM)
+
+
+def save_note(state: State, text: str, ctx: Ctx) -> State:
+    """An over-long note is refused with its length and the old note kept: nothing is lost."""
+    note = text.strip()
+    if len(note) > NOTE_MAX_CHARS:
+        ctx.notice = m.NOTE_TOO_LONG.format(limit=NOTE_MAX_CHARS, length=len(note))
+        return state
+    if not note:
+        return state
+    ctx.notice = m.NOTE_SAVED
+    return replace(state, note=note, step=Step.CONFIRM)
+
+
+async def confirm(state: State, action: Action, ctx: Ctx) -> State:
+    assert state.course_id and state.teacher_id and state.slot is not None
+    course = await _course(state, ctx)
+    start_at = datetime.fromtimestamp(state.slot * 60, UTC)
+    ctx.emit(
+        "booking_attempted",
+        course_id=course.id,
+        st_id=state.teacher_id,
+        datetime=start_at.isoformat(),
+    )
+    loading = replace(state, step=Step.BOOKING)
+    if ctx.on_loading is not None:
+        await ctx.on_loading(await render(loading, ctx))
+    outcome = await ctx.catalog.book(
+        BookingRequest(
+            course_id=course.id,
+            student_id=ctx.viewer.user_id,
+            teacher_id=state.teacher_id,
+            start=start_at,
+            end=start_at + timedelta(minutes=course.session_minutes),
+            reminders=state.reminders,
+            note=state.note,
+            platform=ctx.platform,
+        ),
+        ctx.now,
+    )
+    if isinstance(outcome, Booked):
+        return replace(state, step=Step.SUCCESS, session_id=outcome.session_id)
+    ctx.emit("booking_failed", error_type=outcome.error_type)
+    return await _after_failure(state, outcome, ctx)
+
+
+async def _after_failure(state: State, outcome: Outcome, ctx: Ctx) -> State:
+    """Each failure shows the spec's words on the screen where the student can act on them."""
+    if isinstance(outcome, SlotTaken | StudentConflict):
+        ctx.notice = m.SLOT_TAKEN if isinstance(outcome, SlotTaken) else m.STUDENT_CONFLICT
+        return replace(state, step=Step.CHOOSE_TIME, slot=None)
+    if isinstance(outcome, NotEnrolled):
+        return replace(state, step=Step.NOT_ENROLLED)
+    if isinstance(outcome, NoSessionsLeft):
+        return replace(state, step=Step.NO_SESSIONS_LEFT)
+    if isinstance(outcome, STUnavailable):
+        teacher = await _teacher(state, ctx)
+        ctx.notice = m.ST_NO_LONGER_AVAILABLE.format(name=teacher.name)
+        return await _to_choose_st(state, ctx)
+    assert isinstance(outcome, BookingFailed)
+    ctx.notice = m.BOOKING_FAILED
+    return replace(state, step=Step.CONFIRM)
+
+
+async def schedule_later(state: State, action: Action, ctx: Ctx) -> State:
+    assert state.course_id is not None
+    result = await ctx.catalog.schedule_later(ctx.viewer.user_id, state.course_id, ctx.platform)
+    if isinstance(result, NotEnrolled):
+        return replace(state, step=Step.NOT_ENROLLED)
+    if isinstance(result, NoSessionsLeft):
+        return replace(state, step=Step.NO_SESSIONS_LEFT)
+    ctx.emit("schedule_later", course_id=state.course_id)
+    return replace(state, step=Step.SCHEDULED_LATER, session_id=result.session_id)
+
+
+async def back(state: State, action: Action, ctx: Ctx) -> State:
+    if state.step in (Step.NOTE,):
+        return replace(state, step=Step.CONFIRM)
+    if state.step == Step.CONFIRM:
+        return replace(state, step=Step.CHOOSE_TIME, slot=None)
+    if state.step == Step.CHOOSE_TIME:
+        return replace(state, step=Step.CHOOSE_DATE, day=None)
+    if state.step == Step.CHOOSE_DATE:
+        return await _to_choose_st(state, ctx)
+    return State(step=Step.CHOOSE_COURSE, nonce=state.nonce)
+
+
+async def book_another(state: State, action: Action, ctx: Ctx) -> State:
+    return await start(state, Start(course_id=state.course_id, source=state.source), ctx)
+
+
+async def noop(state: State, action: Action, ctx: Ctx) -> State:
+    return state
+
+
+def cancel(state: State, ctx: Ctx) -> State:
+    ctx.notice = m.CANCELLED
+    return State(step=Step.IDLE, nonce=state.nonce)
+
+
+async def cancel_pressed(state: State, action: Action, ctx: Ctx) -> State:
+    return cancel(state, ctx)
+
+
+async def type_text(state: State, text: str, ctx: Ctx) -> State:
+    """Typed text is a note, a date or a course name depending on the step; else a hint."""
+    if state.step == Step.NOTE:
+        return save_note(state, text, ctx)
+    if state.step in (Step.CHOOSE_DATE, Step.CHOOSE_TIME):
+        parsed = parse_day(
+            text, now=ctx.now, timezone=ctx.viewer.timezone, locale=ctx.viewer.locale
+        )
+        if isinstance(parsed, DateParseError):
+            ctx.notice = m.DATE_UNPARSEABLE.format(text=text.strip()[:40])
+            return replace(state, step=Step.CHOOSE_DATE, day=None)
+        return await choose_day(state, parsed.day, ctx)
+    if state.step == Step.CHOOSE_COURSE:
+        wanted = text.strip().casefold()
+        for course in await ctx.catalog.enrolled_courses(ctx.viewer.user_id):
+            if wanted in (course.slug.casefold(), course.title.casefold()):
+                return await start(state, Start(course_id=course.id, source="chat"), ctx)
+    ctx.notice = m.USE_BUTTONS_ONLY
+    return state
+
+
+Handler = Callable[[State, Action, Ctx], Awaitable[State]]
+
+HANDLERS: dict[Kind, Handler] = {
+    Kind.PICK_COURSE: pick_course,
+    Kind.PICK_ST: pick_st,
+    Kind.MONTH: change_month,
+    Kind.PICK_DATE: pick_date,
+    Kind.QUICK: quick_option,
+    Kind.PICK_SLOT: pick_slot,
+    Kind.TOGGLE_REMINDERS: toggle_reminders,
+    Kind.ADD_NOTE: add_note,
+    Kind.REMOVE_NOTE: remove_note,
+    Kind.CONFIRM: confirm,
+    Kind.SCHEDULE_LATER: schedule_later,
+    Kind.BACK: back,
+    Kind.CANCEL: cancel_pressed,
+    Kind.BOOK_ANOTHER: book_another,
+    Kind.NOOP: noop,
+}
+
+_ANY = frozenset(Step)
+_CALENDAR = frozenset({Step.CHOOSE_DATE, Step.CHOOSE_TIME})
+ALLOWED: dict[Kind, frozenset[Step]] = {
+    Kind.PICK_COURSE: frozenset({Step.CHOOSE_COURSE}),
+    Kind.PICK_ST: frozenset({Step.CHOOSE_ST}),
+    Kind.MONTH: frozenset({Step.CHOOSE_DATE}),
+    Kind.PICK_DATE: frozenset({Step.CHOOSE_DATE}),
+    Kind.QUICK: _CALENDAR,
+    Kind.PICK_SLOT: frozenset({Step.CHOOSE_TIME}),
+    Kind.TOGGLE_REMINDERS: frozenset({Step.CONFIRM}),
+    Kind.ADD_NOTE: frozenset({Step.CONFIRM}),
+    Kind.REMOVE_NOTE: frozenset({Step.CONFIRM}),
+    Kind.CONFIRM: frozenset({Step.CONFIRM}),
+    Kind.SCHEDULE_LATER: frozenset({Step.CHOOSE_ST, Step.NO_STS, Step.CHOOSE_DATE}),
+    Kind.BACK: _ANY - {Step.IDLE, Step.BOOKING, Step.SUCCESS, Step.SCHEDULED_LATER},
+    Kind.CANCEL: _ANY - {Step.IDLE},
+    Kind.BOOK_ANOTHER: frozenset({Step.SUCCESS, Step.SCHEDULED_LATER}),
+    Kind.NOOP: _ANY,
+}
+
+
+# --- reading data for the current step ----------------------------------------------------------
+async def _course(state: State, ctx: Ctx) -> CourseInfo:
+    assert state.course_id is not None
+    course = await ctx.catalog.course(state.course_id)
+    assert course is not None
+    return course
+
+
+async def _teacher(state: State, ctx: Ctx) -> TeacherInfo:
+    assert state.course_id is not None and state.teacher_id is not None
+    teacher = await ctx.catalog.teacher(state.course_id, state.teacher_id)
+    assert teacher is not None
+    return teacher
+
+
+async def _free(state: State, ctx: Ctx, start: datetime, end: datetime) -> list[datetime]:
+    assert state.course_id is not None and state.teacher_id is not None
+    return await ctx.catalog.free_slots(
+        state.course_id, state.teacher_id, ctx.viewer.user_id, start, end, ctx.now
+    )
+
+
+async def _slots_on(state: State, day: date, ctx: Ctx) -> list[datetime]:
+    return await _free(state, ctx, *day_bounds_utc(day, ctx.viewer.timezone))
+
+
+async def _next_free(
+    state: State, ctx: Ctx, until_day: date | None = None, teacher_id: int | None = None
+) -> datetime | None:
+    """The first free slot, looking a fortnight ahead first because that is nearly always enough."""
+    teacher_id = teacher_id or state.teacher_id
+    assert state.course_id is not None and teacher_id is not None
+    probe = replace(state, teacher_id=teacher_id)
+    teacher = await _teacher(probe, ctx)
+    horizon = ctx.now + timedelta(days=teacher.max_days_ahead)
+    if until_day is not None:
+        horizon = min(horizon, day_bounds_utc(until_day, ctx.viewer.timezone)[1])
+    for end in (min(ctx.now + timedelta(days=14), horizon), horizon):
+        slots = await _free(probe, ctx, ctx.now, end)
+        if slots:
+            return slots[0]
+    return None
+
+
+async def _nothing_free(state: State, ctx: Ctx) -> str:
+    teacher = await _teacher(state, ctx)
+    return m.NO_SLOTS_AT_ALL.format(name=teacher.name, days=teacher.max_days_ahead)
+
+
+async def _month_bounds(state: State, ctx: Ctx) -> tuple[tuple[int, int], tuple[int, int]]:
+    teacher = await _teacher(state, ctx)
+    last = ctx.today + timedelta(days=teacher.max_days_ahead)
+    return (ctx.today.year, ctx.today.month), (last.year, last.month)
+
+
+# --- rendering -------------------------------------------------------------------------------
+async def render(state: State, ctx: Ctx) -> Screen:
+    """Gather what the step shows and hand it to the pure builders in views.py."""
+    notice = ctx.notice
+    viewer = ctx.viewer
+    if state.step == Step.IDLE:
+        return views.ended(notice or m.CANCELLED)
+    if state.step == Step.CHOOSE_COURSE or state.course_id is None:
+        return views.choose_course(await ctx.catalog.enrolled_courses(viewer.user_id), notice)
+    course = await _course(state, ctx)
+    if state.step == Step.NOT_ENROLLED:
+        return views.not_enrolled(course, ctx.enroll_url.format(slug=course.slug), notice)
+    if state.step == Step.NO_SESSIONS_LEFT:
+        return views.no_sessions_left(course, notice)
+    if state.step == Step.NO_STS:
+        return views.no_sts(course, notice)
+    if state.step == Step.CHOOSE_ST:
+        teachers = await ctx.catalog.teachers(course.id)
+        cards = [(t, await _next_free(state, ctx, teacher_id=t.id)) for t in teachers]
+        return views.choose_st(course, cards, viewer, notice)
+    if state.step == Step.SCHEDULED_LATER:
+        return views.scheduled_later(course, ctx.dashboard_url)
+    teacher = await _teacher(state, ctx)
+    if state.step == Step.CHOOSE_DATE:
+        return await _render_calendar(state, course, teacher, ctx)
+    assert state.day is not None
+    day = date.fromisoformat(state.day)
+    if state.step == Step.CHOOSE_TIME:
+        slots = await _slots_on(state, day, ctx)
+        return views.choose_time(course, teacher, day, slots, viewer, ctx.now, notice)
+    assert state.slot is not None
+    start_at = datetime.fromtimestamp(state.slot * 60, UTC)
+    if state.step == Step.NOTE:
+        return views.note_prompt(course, teacher, NOTE_MAX_CHARS, notice)
+    if state.step == Step.BOOKING:
+        return views.booking(course, teacher, start_at, viewer)
+    if state.step == Step.SUCCESS:
+        assert state.session_id is not None
+        return views.success(
+            course,
+            teacher,
+            start_at,
+            state.session_id,
+            state.reminders,
+            state.note,
+            viewer,
+            ctx.dashboard_url,
+        )
+    return views.confirm(course, teacher, start_at, state.reminders, state.note, viewer, notice)
+
+
+async def _render_calendar(
+    state: State, course: CourseInfo, teacher: TeacherInfo, ctx: Ctx
+) -> Screen:
+    year, month = (int(p) for p in (state.month or f"{ctx.today:%Y-%m}").split("-"))
+    first = date(year, month, 1)
+    after = date(year + month // 12, month % 12 + 1, 1)
+    start_at = day_bounds_utc(first, ctx.viewer.timezone)[0]
+    end_at = day_bounds_utc(after, ctx.viewer.timezone)[0]
+    free = days_with_slots(await _free(state, ctx, start_at, end_at), ctx.viewer.timezone)
+    lowest, highest = await _month_bounds(state, ctx)
+    return views.choose_date(
+        course,
+        teacher,
+        state.preselected,
+        year,
+        month,
+        free,
+        ctx.today,
+        can_go_back=(year, month) > lowest,
+        can_go_forward=(year, month) < highest,
+        viewer=ctx.viewer,
+        notice=ctx.notice,
+    )

@@ -1,0 +1,97 @@
+"""Every word the booking chat says, in one place (the spec's strings are verbatim)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Spec: header and states
+PAGE_TITLE: Final = "Book a Session"
+COURSE_CONTEXT: Final = "for {course}"
+NO_STS: Final = "No Student-Teachers available. Try later."
+SUCCESS_TITLE: Final = "Session Booked!"
+
+# Spec: error handling
+NOT_ENROLLED: Final = "You must be enrolled to book."
+ENROLL_NOW: Final = "Enroll now"
+SLOT_TAKEN: Final = "This time is no longer available. Select another."
+STUDENT_CONFLICT: Final = "You have another session at this time."
+BOOKING_FAILED: Final = "Unable to book. Please try again."
+
+# Spec: buttons
+BOOK_WITH: Final = "Book with {name}"
+SCHEDULE_LATER: Final = "Schedule Later"
+BOOK_SESSION: Final = "Book Session"
+BACK_TO_DASHBOARD: Final = "Back to Dashboard"
+BOOK_ANOTHER: Final = "Book Another Session"
+TODAY: Final = "Today"
+TOMORROW: Final = "Tomorrow"
+THIS_WEEK: Final = "This week"
+NEXT_AVAILABLE: Final = "Next available"
+BACK: Final = "‹ Back"
+CANCEL: Final = "Cancel"
+REMINDERS_ON: Final = "☑ Reminders"
+REMINDERS_OFF: Final = "☐ Reminders"
+ADD_NOTE: Final = "Add a note"
+EDIT_NOTE: Final = "Edit note"
+REMOVE_NOTE: Final = "Remove note"
+KEEP_NOTE: Final = "‹ Back without changes"
+SCHEDULE_NOW: Final = "Schedule now"
+
+# Steps
+STEP_CHOOSE_COURSE: Final = "Which course would you like to book a session for?"
+STEP_CHOOSE_ST: Final = "Step 1 of 4 · Choose a Student-Teacher"
+STEP_CHOOSE_DATE: Final = "Step 2 of 4 · Pick a date"
+STEP_CHOOSE_TIME: Final = "Step 3 of 4 · Pick a time on {day}"
+STEP_CONFIRM: Final = "Step 4 of 4 · Confirm your booking"
+CALENDAR_HINT: Final = 'Days with free times can be tapped. You can also type a date, like "next friday".'
+BOOKING_LOADING: Final = "⏳ Booking your session…"
+NEXT_FREE: Final = "Next free: {when}"
+NO_FREE_SOON: Final = "No free times in the next {days} days"
+TIMEZONE_LINE: Final = "Time zone: {zone}"
+
+# Confirmation summary
+SUMMARY_COURSE: Final = "Course: {course}"
+SUMMARY_ST: Final = "Student-Teacher: {name}"
+SUMMARY_WHEN: Final = "When: {when}"
+SUMMARY_LENGTH: Final = "Length: {minutes} minutes"
+SUMMARY_REMINDERS: Final = "Reminders: {state}"
+SUMMARY_NOTE: Final = "Note to {name}: {note}"
+ON: Final = "on"
+OFF: Final = "off"
+NOTE_PROMPT: Final = "Type your note for {name} (up to {limit} characters)."
+NOTE_TOO_LONG: Final = (
+    "Notes are limited to {limit} characters; yours has {length}. Please send a shorter note."
+)
+NOTE_SAVED: Final = "Note saved."
+NOTE_REMOVED: Final = "Note removed."
+SUCCESS_BODY: Final = "Your session with {name} is booked. Session #{session_id}."
+
+# Schedule Later (CD-033)
+SCHEDULED_LATER_TITLE: Final = "Saved for later"
+SCHEDULED_LATER_BODY: Final = (
+    "We saved a session of {course} for you to schedule later. It counts as one of your "
+    "{count} sessions and is listed in /mysessions. Tap “Schedule now” or send /book when "
+    "you are ready to pick a time."
+)
+
+# Limits and bad input
+NO_SESSIONS_LEFT: Final = (
+    "You have used all {count} sessions included in {course}, so you cannot book another one."
+)
+UNKNOWN_COURSE: Final = "I can't find a course called “{slug}”. Pick one of your courses below."
+NOT_ENROLLED_ANYWHERE: Final = "You are not enrolled in any course yet."
+ST_NO_LONGER_AVAILABLE: Final = (
+    "{name} is not taking bookings for this course right now. Choose another Student-Teacher."
+)
+EXPIRED: Final = "This option has expired."
+USE_BUTTONS: Final = "Please use the buttons, or type a date like “next friday”."
+USE_BUTTONS_ONLY: Final = "Please choose one of the options below."
+DATE_UNPARSEABLE: Final = (
+    "Sorry, I couldn't read “{text}” as a date. Try “tomorrow”, “next friday” or “25 Nov”."
+)
+DATE_PAST: Final = "{day} is in the past. Pick today or a later day."
+DATE_NO_SLOTS: Final = "No free times on {day}. Pick another day."
+DATE_TOO_FAR: Final = "{day} is too far ahead: you can book up to {days} days in advance."
+NO_SLOTS_THIS_WEEK: Final = "No free times left this week."
+NO_SLOTS_AT_ALL: Final = "{name} has no free times in the next {days} days. Try later."
+CANCELLED: Final = "Booking cancelled. Send /book to start again."

@@ -1,0 +1,261 @@
+"""SQLAlchemy models.
+
+The first six tables keep the web platform's own table and column names (DESIGN.md: the bots can be
+pointed at the platform's database); the rest are tables only the bots need.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, time
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import UTCDateTime
+
+NOTE_MAX_CHARS = 500
+"""Longest note a student may leave for the ST; the chat says so when it is exceeded."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SessionStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    UNSCHEDULED = "unscheduled"  # "Schedule Later" (CD-033): counts against the course, no time yet
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+ACTIVE_STATUSES = (SessionStatus.SCHEDULED.value,)
+"""Sessions that occupy time; only these take part in the no-double-booking constraints."""
+
+COUNTED_STATUSES = (
+    SessionStatus.SCHEDULED.value,
+    SessionStatus.UNSCHEDULED.value,
+    SessionStatus.COMPLETED.value,
+)
+"""Sessions that use up one of the course's `session_count`."""
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    avatar: Mapped[str | None] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+
+
+class Course(Base):
+    __tablename__ = "courses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    session_count: Mapped[int] = mapped_column(Integer, default=10)
+    session_minutes: Mapped[int] = mapped_column(Integer, default=60)
+
+    __table_args__ = (
+        CheckConstraint("session_count >= 0", name="ck_courses_session_count"),
+        CheckConstraint("session_minutes > 0", name="ck_courses_session_minutes"),
+    )
+
+
+class StudentTeacher(Base):
+    """A user who teaches one course, with the per-ST booking settings (Cal.com-style)."""
+
+    __tablename__ = "student_teachers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    buffer_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=120)
+    max_days_ahead: Mapped[int] = mapped_column(Integer, default=60)
+    max_per_day: Mapped[int | None] = mapped_column(Integer)
+    step_minutes: Mapped[int] = mapped_column(Integer, default=30)
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "course_id", name="uq_student_teachers_user_course"),
+        CheckConstraint("buffer_minutes >= 0", name="ck_student_teachers_buffer"),
+    )
+
+
+class Availability(Base):
+    """Weekly wall-clock rule of an ST (a person, across the courses they teach)."""
+
+    __tablename__ = "availability"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    day_of_week: Mapped[int] = mapped_column(Integer)  # 0 = Monday
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)  # <= start_time: crosses midnight
+    timezone: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        CheckConstraint("day_of_week BETWEEN 0 AND 6", name="ck_availability_day_of_week"),
+    )
+
+
+class AvailabilityOverride(Base):
+    """A day off (no times) or special hours replacing the weekly rules on one local date."""
+
+    __tablename__ = "availability_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    date: Mapped[date] = mapped_column(Date)
+    start_time: Mapped[time | None] = mapped_column(Time)
+    end_time: Mapped[time | None] = mapped_column(Time)
+    timezone: Mapped[str] = mapped_column(String(64))
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+
+    __table_args__ = (
+        UniqueConstraint("student_id", "course_id", name="uq_enrollments_student_course"),
+    )
+
+
+class Session(Base):
+    """A tutoring session. `teacher_id` is the ST's user id: a person cannot be in two places."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    teacher_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    scheduled_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    scheduled_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # end + the ST's buffer at booking time: what the per-ST exclusion constraint guards.
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default=SessionStatus.SCHEDULED.value)
+    reminders: Mapped[bool] = mapped_column(Boolean, default=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_via: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('scheduled', 'unscheduled', 'cancelled', 'completed')",
+            name="ck_sessions_status",
+        ),
+        CheckConstraint(
+            "status = 'unscheduled' OR (scheduled_start IS NOT NULL AND teacher_id IS NOT NULL"
+            " AND scheduled_end > scheduled_start AND blocked_until >= scheduled_end)",
+            name="ck_sessions_times",
+        ),
+        CheckConstraint(
+            f"note IS NULL OR length(note) <= {NOTE_MAX_CHARS}", name="ck_sessions_note_length"
+        ),
+        Index("ix_sessions_teacher_start", "teacher_id", "scheduled_start"),
+        Index("ix_sessions_student_start", "student_id", "scheduled_start"),
+    )
+
+
+class ChatIdentity(Base):
+    """Links a chat account (Telegram user, Slack user, console) to a platform user."""
+
+    __tablename__ = "chat_identities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("platform", "external_id", name="uq_chat_identities_platform_external"),
+    )
+
+
+class Conversation(Base):
+    """The booking wizard's state per chat, so a restart or a second worker continues it."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("platform", "chat_id", name="uq_conversations_platform_chat"),
+    )
+
+
+class ProcessedUpdate(Base):
+    """Platform deliveries already handled; the primary key makes a duplicate a no-op."""
+
+    __tablename__ = "processed_updates"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now()
+    )
+
+
+class ReminderJob(Base):
+    """Outbox row: a reminder to send at `due_at`, claimed by workers with SKIP LOCKED."""
+
+    __tablename__ = "reminder_jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "kind", name="uq_reminder_jobs_session_kind"),
+        Index("ix_reminder_jobs_due", "status", "due_at"),
+    )
+
+
+class AnalyticsEvent(Base):
+    __tablename__ = "analytics_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    platform: Mapped[str | None] = mapped_column(String(16))
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())

@@ -1,0 +1,254 @@
+"""Repositories: the only place that reads and writes tables (apart from the booking transaction).
+
+Methods are narrow and named for the question the engine asks, so the engine never builds queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    ACTIVE_STATUSES,
+    COUNTED_STATUSES,
+    AnalyticsEvent,
+    Availability,
+    AvailabilityOverride,
+    ChatIdentity,
+    Conversation,
+    Course,
+    Enrollment,
+    ProcessedUpdate,
+    Session,
+    SessionStatus,
+    StudentTeacher,
+    User,
+)
+
+
+@dataclass(frozen=True)
+class TeacherCard:
+    """What the engine needs to show and schedule one ST of one course."""
+
+    st: StudentTeacher
+    user: User
+
+
+class Repo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- users, courses, enrollments -------------------------------------------------------
+    async def user(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def course(self, course_id: int) -> Course | None:
+        return await self.session.get(Course, course_id)
+
+    async def course_by_slug(self, slug: str) -> Course | None:
+        return await self.session.scalar(select(Course).where(Course.slug == slug))
+
+    async def is_enrolled(self, student_id: int, course_id: int) -> bool:
+        found = await self.session.scalar(
+            select(Enrollment.id).where(
+                Enrollment.student_id == student_id, Enrollment.course_id == course_id
+            )
+        )
+        return found is not None
+
+    async def enrolled_courses(self, student_id: int) -> list[Course]:
+        rows = await self.session.scalars(
+            select(Course)
+            .join(Enrollment, Enrollment.course_id == Course.id)
+            .where(Enrollment.student_id == student_id)
+            .order_by(Course.title)
+        )
+        return list(rows)
+
+    async def counted_sessions(self, student_id: int, course_id: int) -> int:
+        count = await self.session.scalar(
+            select(func.count(Session.id)).where(
+                Session.student_id == student_id,
+                Session.course_id == course_id,
+                Session.status.in_(COUNTED_STATUSES),
+            )
+        )
+        return int(count or 0)
+
+    # --- student-teachers and their calendars ----------------------------------------------
+    async def active_teachers(self, course_id: int) -> list[TeacherCard]:
+        rows = await self.session.execute(
+            select(StudentTeacher, User)
+            .join(User, User.id == StudentTeacher.user_id)
+            .where(StudentTeacher.course_id == course_id, StudentTeacher.is_active.is_(True))
+            .order_by(User.name, User.id)
+        )
+        return [TeacherCard(st, user) for st, user in rows.tuples()]
+
+    async def teacher(self, course_id: int, teacher_id: int) -> TeacherCard | None:
+        row = (
+            await self.session.execute(
+                select(StudentTeacher, User)
+                .join(User, User.id == StudentTeacher.user_id)
+                .where(StudentTeacher.course_id == course_id, StudentTeacher.user_id == teacher_id)
+            )
+        ).first()
+        return TeacherCard(row[0], row[1]) if row else None
+
+    async def availability(self, teacher_ids: Sequence[int]) -> list[Availability]:
+        rows = await self.session.scalars(
+            select(Availability).where(Availability.user_id.in_(teacher_ids))
+        )
+        return list(rows)
+
+    async def overrides(
+        self, teacher_ids: Sequence[int], first: date, last: date
+    ) -> list[AvailabilityOverride]:
+        rows = await self.session.scalars(
+            select(AvailabilityOverride).where(
+                AvailabilityOverride.user_id.in_(teacher_ids),
+                AvailabilityOverride.date.between(first, last),
+            )
+        )
+        return list(rows)
+
+    async def teacher_busy(
+        self, teacher_ids: Sequence[int], start: datetime, end: datetime
+    ) -> list[tuple[int, datetime, datetime]]:
+        """Active sessions of the STs overlapping [start, end), as (teacher, start, end)."""
+        rows = await self.session.execute(
+            select(Session.teacher_id, Session.scheduled_start, Session.scheduled_end).where(
+                Session.teacher_id.in_(teacher_ids),
+                Session.status.in_(ACTIVE_STATUSES),
+                Session.scheduled_start < end,
+                Session.blocked_until > start,
+            )
+        )
+        return [(t, s, e) for t, s, e in rows.tuples() if t is not None and s and e]
+
+    async def student_busy(
+        self, student_id: int, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        rows = await self.session.execute(
+            select(Session.scheduled_start, Session.scheduled_end).where(
+                Session.student_id == student_id,
+                Session.status.in_(ACTIVE_STATUSES),
+                Session.scheduled_start < end,
+                Session.scheduled_end > start,
+            )
+        )
+        return [(s, e) for s, e in rows.tuples() if s and e]
+
+    # --- the student's sessions --------------------------------------------------------------
+    async def upcoming_sessions(self, student_id: int, now: datetime) -> list[Session]:
+        rows = await self.session.scalars(
+            select(Session)
+            .where(
+                Session.student_id == student_id,
+                or_(
+                    and_(Session.status == SessionStatus.SCHEDULED, Session.scheduled_end > now),
+                    Session.status == SessionStatus.UNSCHEDULED,
+                ),
+            )
+            .order_by(Session.scheduled_start.is_(None), Session.scheduled_start, Session.id)
+        )
+        return list(rows)
+
+    async def session_by_id(self, session_id: int) -> Session | None:
+        return await self.session.get(Session, session_id)
+
+    async def add_unscheduled_session(
+        self, *, course_id: int, student_id: int, created_via: str
+    ) -> Session:
+        row = Session(
+            course_id=course_id,
+            student_id=student_id,
+            status=SessionStatus.UNSCHEDULED.value,
+            reminders=True,
+            created_via=created_via,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def lock_user(self, user_id: int) -> None:
+        """Serialise a student's count-limited writes (PostgreSQL row lock; SQLite is serial)."""
+        await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+    # --- chat identities -----------------------------------------------------------------
+    async def identity(self, platform: str, external_id: str) -> ChatIdentity | None:
+        return await self.session.scalar(
+            select(ChatIdentity).where(
+                ChatIdentity.platform == platform, ChatIdentity.external_id == external_id
+            )
+        )
+
+    async def link_identity(
+        self, platform: str, external_id: str, user_id: int, chat_id: str | None = None
+    ) -> ChatIdentity:
+        found = await self.identity(platform, external_id)
+        if found is None:
+            found = ChatIdentity(
+                platform=platform, external_id=external_id, user_id=user_id, chat_id=chat_id
+            )
+            self.session.add(found)
+        else:
+            found.user_id = user_id
+            found.chat_id = chat_id or found.chat_id
+        await self.session.flush()
+        return found
+
+    async def identities_of(self, user_id: int) -> list[ChatIdentity]:
+        rows = await self.session.scalars(
+            select(ChatIdentity).where(ChatIdentity.user_id == user_id)
+        )
+        return list(rows)
+
+    # --- conversations and de-duplication ----------------------------------------------------
+    async def conversation_for_update(self, platform: str, chat_id: str) -> Conversation:
+        """Load (or create) the chat's conversation row, locked until the transaction ends."""
+        query = (
+            select(Conversation)
+            .where(Conversation.platform == platform, Conversation.chat_id == chat_id)
+            .with_for_update()
+        )
+        found = await self.session.scalar(query)
+        if found is not None:
+            return found
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    Conversation(platform=platform, chat_id=chat_id, state={}, version=0)
+                )
+        except IntegrityError:
+            pass  # another worker created it first; its row is what we lock below
+        found = await self.session.scalar(query.execution_options(populate_existing=True))
+        assert found is not None
+        return found
+
+    async def mark_processed(self, platform: str, update_id: str) -> bool:
+        """Record a delivery; False when it was already handled (a retry or a replay)."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(ProcessedUpdate(platform=platform, update_id=update_id))
+        except IntegrityError:
+            return False
+        return True
+
+    # --- analytics -------------------------------------------------------------------------
+    def add_event(
+        self, name: str, data: dict[str, Any], *, user_id: int | None, platform: str | None
+    ) -> None:
+        self.session.add(AnalyticsEvent(name=name, data=data, user_id=user_id, platform=platform))
+
+    async def events(self, name: str | None = None) -> list[AnalyticsEvent]:
+        query = select(AnalyticsEvent).order_by(AnalyticsEvent.id)
+        if name is not None:
+            query = query.where(AnalyticsEvent.name == name)
+        return list(await self.session.scalars(query))
