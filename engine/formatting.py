@@ -193,4 +193,3 @@ def month_grid(year: int, month: int, first_weekday: int) -> list[list[date | No
         raise ValueError(f"first_weekday must be 0..6, got {first_weekday}")
     weeks = calendar.Calendar(first_weekday).monthdayscalendar(year, month)
     return [[date(year, month, day) if day else None for day in week] for week in weeks]
-

@@ -6,13 +6,15 @@ constraint violation that slipped past the checks, to one typed outcome.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import (
@@ -31,6 +33,9 @@ from storage.models import (
 FailureReason = Literal[
     "not_enrolled", "no_sessions_left", "st_unavailable", "slot_taken", "student_conflict"
 ]
+
+RETRIES = 5
+RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 CONSTRAINT_REASONS: dict[str, FailureReason] = {
     "ex_sessions_teacher_no_overlap": "slot_taken",
@@ -70,27 +75,39 @@ async def book_in_session(session: AsyncSession, row: BookingRow) -> TxResult:
 
     The chat wizard uses this so that its conversation state and the booking commit together.
     """
-    try:
-        async with session.begin_nested():
-            result = await _book_in(session, row)
-            if result.reason is not None:
-                return result
-    except IntegrityError as error:
-        reason = _constraint_reason(error)
-        if reason is None:
-            raise
-        return TxResult(reason=reason)
-    return result
+    for attempt in range(RETRIES):
+        try:
+            async with session.begin_nested():
+                return await _book_in(session, row)
+        except IntegrityError as error:
+            reason = _constraint_reason(error)
+            if reason is None:
+                raise
+            return TxResult(reason=reason)
+        except DBAPIError as error:
+            # Concurrent inserts checked by the same exclusion constraint can deadlock; PostgreSQL
+            # aborts one of them, whose retry then sees the winner's row and fails cleanly.
+            if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES - 1:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.02) * 2**attempt)  # let the winner commit
+    raise AssertionError("unreachable")
 
 
-async def _book_in(session: AsyncSession, row: BookingRow) -> TxResult:
-    # Both people's rows, in id order so that two bookings never wait on each other in a cycle.
+async def lock_people(session: AsyncSession, row: BookingRow) -> None:
+    """Lock the ST's and the student's rows, in id order so two bookings never wait in a cycle.
+
+    With both locked, the checks below see every committed booking of either person.
+    """
     await session.execute(
         select(User.id)
         .where(User.id.in_((row.teacher_id, row.student_id)))
         .order_by(User.id)
         .with_for_update()
     )
+
+
+async def _book_in(session: AsyncSession, row: BookingRow) -> TxResult:
+    await lock_people(session, row)
     st = await session.scalar(
         select(StudentTeacher).where(
             StudentTeacher.user_id == row.teacher_id, StudentTeacher.course_id == row.course_id

@@ -1,0 +1,275 @@
+"""The booking transaction on real PostgreSQL: every outcome, and races that must give one winner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import storage.booking_tx as tx
+from engine.booking import (
+    Booked,
+    BookingFailed,
+    BookingRequest,
+    NoSessionsLeft,
+    NotEnrolled,
+    Outcome,
+    SlotTaken,
+    STUnavailable,
+    StudentConflict,
+    book_session,
+)
+from storage.models import AnalyticsEvent, ReminderJob, Session, StudentTeacher
+from tests.factories import NOW, World, add_teacher, add_user, enroll, make_world
+
+SLOT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+OFFSETS = [timedelta(hours=24), timedelta(hours=1)]
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+def request_for(
+    world: World,
+    student_id: int | None = None,
+    teacher_id: int | None = None,
+    start: datetime = SLOT,
+    minutes: int = 60,
+) -> BookingRequest:
+    return BookingRequest(
+        course_id=world.course.id,
+        student_id=student_id or world.student.id,
+        teacher_id=teacher_id or world.teachers[0].id,
+        start=start,
+        end=start + timedelta(minutes=minutes),
+        reminders=True,
+        note="Chapter 3, please",
+        platform="telegram",
+    )
+
+
+async def book(factory: Factory, request: BookingRequest) -> Outcome:
+    async with factory() as session, session.begin():
+        return await book_session(session, request, reminder_offsets=OFFSETS, now=NOW)
+
+
+async def test_a_free_slot_is_booked_with_its_reminders_and_analytics_event(pg: Factory) -> None:
+    world = await make_world(pg)
+    outcome = await book(pg, request_for(world))
+    assert isinstance(outcome, Booked)
+    async with pg() as session:
+        booked = await session.get(Session, outcome.session_id)
+        assert booked is not None
+        assert (booked.status, booked.note, booked.created_via) == (
+            "scheduled",
+            "Chapter 3, please",
+            "telegram",
+        )
+        assert booked.scheduled_start == SLOT
+        assert booked.blocked_until == SLOT + timedelta(minutes=75)
+        jobs = (await session.scalars(select(ReminderJob).order_by(ReminderJob.due_at))).all()
+        assert [(j.kind, j.due_at) for j in jobs] == [
+            ("before_24h", SLOT - timedelta(hours=24)),
+            ("before_1h", SLOT - timedelta(hours=1)),
+        ]
+        event = await session.scalar(select(AnalyticsEvent))
+        assert event is not None
+        assert (event.name, event.data) == ("booking_success", {"session_id": booked.id})
+
+
+async def test_reminders_off_writes_no_reminder_jobs(pg: Factory) -> None:
+    world = await make_world(pg)
+    request = request_for(world)
+    outcome = await book(
+        pg,
+        BookingRequest(**{**request.__dict__, "reminders": False}),
+    )
+    assert isinstance(outcome, Booked)
+    async with pg() as session:
+        assert await session.scalar(select(func.count(ReminderJob.id))) == 0
+
+
+async def test_a_slot_overlapping_the_sts_buffer_is_taken(pg: Factory) -> None:
+    world = await make_world(pg, teachers=1)
+    other = await _other_student(pg, world)
+    assert isinstance(await book(pg, request_for(world, student_id=other)), Booked)
+    # 11:00 starts inside the 15-minute buffer after the 10:00-11:00 session.
+    late = request_for(world, start=SLOT + timedelta(minutes=60))
+    assert await book(pg, late) == SlotTaken()
+    after_buffer = request_for(world, start=SLOT + timedelta(minutes=75))
+    assert isinstance(await book(pg, after_buffer), Booked)
+
+
+async def test_a_student_with_another_session_at_that_time_gets_student_conflict(
+    pg: Factory,
+) -> None:
+    world = await make_world(pg, teachers=2)
+    assert isinstance(await book(pg, request_for(world)), Booked)
+    clash = request_for(world, teacher_id=world.teachers[1].id, start=SLOT + timedelta(minutes=30))
+    assert await book(pg, clash) == StudentConflict()
+
+
+async def test_a_student_who_is_not_enrolled_cannot_book(pg: Factory) -> None:
+    world = await make_world(pg)
+    async with pg() as session, session.begin():
+        stranger = await add_user(session, "Nora Newcomer")
+    assert await book(pg, request_for(world, student_id=stranger.id)) == NotEnrolled()
+
+
+async def test_an_inactive_st_cannot_be_booked(pg: Factory) -> None:
+    world = await make_world(pg)
+    async with pg() as session, session.begin():
+        await session.execute(update(StudentTeacher).values(is_active=False))
+    assert await book(pg, request_for(world)) == STUnavailable()
+
+
+async def test_a_student_cannot_book_more_sessions_than_the_course_includes(pg: Factory) -> None:
+    world = await make_world(pg, session_count=2)
+    for day in range(2):
+        assert isinstance(await book(pg, request_for(world, start=SLOT + timedelta(days=day))), Booked)
+    assert await book(pg, request_for(world, start=SLOT + timedelta(days=3))) == NoSessionsLeft()
+
+
+async def test_a_schedule_later_placeholder_is_filled_in_not_counted_twice(pg: Factory) -> None:
+    world = await make_world(pg, session_count=1)
+    async with pg() as session, session.begin():
+        session.add(
+            Session(
+                course_id=world.course.id,
+                student_id=world.student.id,
+                status="unscheduled",
+                created_via="telegram",
+            )
+        )
+    outcome = await book(pg, request_for(world))
+    assert isinstance(outcome, Booked)
+    async with pg() as session:
+        rows = (await session.scalars(select(Session))).all()
+        assert [(r.id, r.status) for r in rows] == [(outcome.session_id, "scheduled")]
+
+
+async def test_a_database_failure_becomes_booking_failed_and_keeps_the_transaction_usable(
+    pg: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await make_world(pg)
+
+    async def broken(session: AsyncSession, row: tx.BookingRow) -> None:
+        await session.execute(text("SELECT 1/0"))
+
+    monkeypatch.setattr(tx, "lock_people", broken)
+    async with pg() as session, session.begin():
+        outcome = await book_session(session, request_for(world), reminder_offsets=[], now=NOW)
+        assert outcome == BookingFailed()
+        assert await session.scalar(text("SELECT 1")) == 1
+
+
+async def _other_student(factory: Factory, world: World) -> int:
+    async with factory() as session, session.begin():
+        student = await add_user(session, "Other Student")
+        await enroll(session, student, world.course)
+        return student.id
+
+
+async def _students(factory: Factory, world: World, count: int) -> list[int]:
+    async with factory() as session, session.begin():
+        ids = []
+        for number in range(count):
+            student = await add_user(session, f"Student {number:03d}")
+            await enroll(session, student, world.course)
+            ids.append(student.id)
+        return ids
+
+
+def _bypass_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave only the exclusion constraints between the racers and a double booking."""
+
+    async def no_lock(session: AsyncSession, row: tx.BookingRow) -> None:
+        return None
+
+    async def no_conflict(
+        session: AsyncSession, row: tx.BookingRow, st: StudentTeacher | None
+    ) -> tx.FailureReason | None:
+        return None
+
+    monkeypatch.setattr(tx, "lock_people", no_lock)
+    monkeypatch.setattr(tx, "conflict_reason", no_conflict)
+
+
+@pytest.mark.parametrize("checks", ["checks and constraint", "constraint alone"])
+async def test_a_hundred_students_racing_for_one_slot_yield_exactly_one_booking(
+    pg: Factory, monkeypatch: pytest.MonkeyPatch, checks: str
+) -> None:
+    world = await make_world(pg, teachers=1)
+    students = await _students(pg, world, 100)
+    if checks == "constraint alone":
+        _bypass_checks(monkeypatch)
+    outcomes = await asyncio.gather(*(book(pg, request_for(world, student_id=s)) for s in students))
+    kinds = Counter(type(o).__name__ for o in outcomes)
+    assert kinds == {"Booked": 1, "SlotTaken": 99}
+    async with pg() as session:
+        assert await session.scalar(select(func.count(Session.id))) == 1
+
+
+@pytest.mark.parametrize("checks", ["checks and constraint", "constraint alone"])
+async def test_one_student_racing_into_two_sts_at_overlapping_times_gets_exactly_one(
+    pg: Factory, monkeypatch: pytest.MonkeyPatch, checks: str
+) -> None:
+    world = await make_world(pg, teachers=2)
+    if checks == "constraint alone":
+        _bypass_checks(monkeypatch)
+    first = request_for(world, teacher_id=world.teachers[0].id)
+    second = request_for(world, teacher_id=world.teachers[1].id, start=SLOT + timedelta(minutes=30))
+    outcomes = await asyncio.gather(book(pg, first), book(pg, second))
+    assert Counter(type(o).__name__ for o in outcomes) == {"Booked": 1, "StudentConflict": 1}
+    async with pg() as session:
+        assert await session.scalar(select(func.count(Session.id))) == 1
+
+
+async def test_twenty_overlapping_attempts_by_one_student_book_exactly_one(pg: Factory) -> None:
+    world = await make_world(pg, teachers=2)
+    attempts = [
+        request_for(world, teacher_id=world.teachers[i % 2].id, start=SLOT + timedelta(minutes=i))
+        for i in range(20)
+    ]
+    outcomes = await asyncio.gather(*(book(pg, attempt) for attempt in attempts))
+    kinds = Counter(type(o).__name__ for o in outcomes)
+    assert kinds["Booked"] == 1
+    assert kinds["StudentConflict"] + kinds["SlotTaken"] == 19
+    assert kinds["StudentConflict"] >= 1
+
+
+async def test_a_cancelled_session_frees_its_slot(pg: Factory) -> None:
+    world = await make_world(pg, teachers=1)
+    first = await book(pg, request_for(world))
+    assert isinstance(first, Booked)
+    async with pg() as session, session.begin():
+        await session.execute(
+            update(Session).where(Session.id == first.session_id).values(status="cancelled")
+        )
+    other = await _other_student(pg, world)
+    assert isinstance(await book(pg, request_for(world, student_id=other)), Booked)
+
+
+async def test_an_st_teaching_two_courses_is_one_calendar(pg: Factory) -> None:
+    world = await make_world(pg, teachers=1)
+    teacher = world.teachers[0]
+    async with pg() as session, session.begin():
+        session.add(StudentTeacher(user_id=teacher.id, course_id=world.other_course.id))
+        other = await add_user(session, "Chem Student")
+        await enroll(session, other, world.other_course)
+        await add_teacher(session, world.other_course, "Unrelated ST")
+    assert isinstance(await book(pg, request_for(world)), Booked)
+    chem = BookingRequest(
+        course_id=world.other_course.id,
+        student_id=other.id,
+        teacher_id=teacher.id,
+        start=SLOT + timedelta(minutes=30),
+        end=SLOT + timedelta(minutes=90),
+        reminders=False,
+        note=None,
+        platform="slack",
+    )
+    assert await book(pg, chem) == SlotTaken()
