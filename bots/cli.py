@@ -68,7 +68,9 @@ async def run_demo(url: str | None, *, reset: bool, course: str | None) -> None:
             student = await Repo(session).user(ids.student_id)
             assert student is not None
             locale = normalize_locale(student.locale)
-        print(f"Signed in as {student.name} ({student.timezone}). Database: {parsed.database or url}")
+        print(
+            f"Signed in as {student.name} ({student.timezone}). Database: {parsed.database or url}"
+        )
         await console.run(service, student.id, locale, sys.stdin, print, course_slug=course)
     finally:
         await engine.dispose()

@@ -52,7 +52,9 @@ def render(screen: Screen, locale: str) -> tuple[str, list[Button]]:
                     out.append(number(button, format_day_short(day, locale)))
         for button in nav:
             if button.enabled:
-                out.append(number(button, "previous month" if button.label == "‹" else "next month"))
+                out.append(
+                    number(button, "previous month" if button.label == "‹" else "next month")
+                )
     for row in screen.buttons:
         for button in row:
             if button.enabled:

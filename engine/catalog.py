@@ -98,11 +98,12 @@ class DbCatalog:
         self,
         course_id: int,
         teacher_id: int,
-        student_id: int,
+        student_id: int | None,
         start: datetime,
         end: datetime,
         now: datetime,
     ) -> list[datetime]:
+        """Free slot starts; without a student, the student's own calendar is not consulted."""
         card = await self._card(course_id, teacher_id)
         course = await self.repo.course(course_id)
         if card is None or course is None or not card.st.is_active:
@@ -112,8 +113,13 @@ class DbCatalog:
             DateOverride(o.date, o.timezone, o.start_time, o.end_time)
             for o in await self.repo.overrides([teacher_id], low.date(), high.date())
         ]
-        st_busy = [Interval(s, e) for _, s, e in await self.repo.teacher_busy([teacher_id], low, high)]
-        student_busy = [Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)]
+        busy = await self.repo.teacher_busy([teacher_id], low, high)
+        st_busy = [Interval(s, e) for _, s, e in busy]
+        student_busy = (
+            [Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)]
+            if student_id is not None
+            else []
+        )
         settings = SlotRules(
             session_minutes=course.session_minutes,
             buffer_minutes=card.st.buffer_minutes,
@@ -138,12 +144,13 @@ class DbCatalog:
         """Re-check the slot against availability and notice first: time passes on the confirm step.
 
         Overlaps are checked again under lock inside the transaction; this check covers the rules
-        the lock does not (availability, minimum notice, horizon, per-day limit).
+        the lock does not (availability, minimum notice, horizon, per-day limit). The student's
+        calendar is left to the transaction so that a clash there reads "another session".
         """
         window = await self.free_slots(
             request.course_id,
             request.teacher_id,
-            request.student_id,
+            None,
             request.start,
             request.start + timedelta(minutes=1),
             now,

@@ -197,7 +197,9 @@ async def start(state: State, event: Start, ctx: Ctx) -> State:
     if event.teacher_id is not None:
         teacher = await ctx.catalog.teacher(course.id, event.teacher_id)
         if teacher is not None and teacher.is_active:
-            return await _open_calendar(replace(fresh, teacher_id=teacher.id, preselected=True), ctx)
+            return await _open_calendar(
+                replace(fresh, teacher_id=teacher.id, preselected=True), ctx
+            )
         ctx.notice = m.ST_NO_LONGER_AVAILABLE.format(name=teacher.name if teacher else "This ST")
     return await _to_choose_st(fresh, ctx)
 
@@ -416,9 +418,12 @@ async def type_text(state: State, text: str, ctx: Ctx) -> State:
         parsed = parse_day(
             text, now=ctx.now, timezone=ctx.viewer.timezone, locale=ctx.viewer.locale
         )
-        if isinstance(parsed, DateParseError):
+        if isinstance(parsed, DateParseError) and parsed.reason == "unparseable":
             ctx.notice = m.DATE_UNPARSEABLE.format(text=text.strip()[:40])
             return replace(state, step=Step.CHOOSE_DATE, day=None)
+        if isinstance(parsed, DateParseError):
+            ctx.notice = m.DATE_PAST.format(day=text.strip()[:40])
+            return replace(state, step=Step.CHOOSE_DATE, day=None, month=f"{ctx.today:%Y-%m}")
         return await choose_day(state, parsed.day, ctx)
     if state.step == Step.CHOOSE_COURSE:
         wanted = text.strip().casefold()

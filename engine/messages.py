@@ -43,7 +43,9 @@ STEP_CHOOSE_ST: Final = "Step 1 of 4 · Choose a Student-Teacher"
 STEP_CHOOSE_DATE: Final = "Step 2 of 4 · Pick a date"
 STEP_CHOOSE_TIME: Final = "Step 3 of 4 · Pick a time on {day}"
 STEP_CONFIRM: Final = "Step 4 of 4 · Confirm your booking"
-CALENDAR_HINT: Final = 'Days with free times can be tapped. You can also type a date, like "next friday".'
+CALENDAR_HINT: Final = (
+    'Days with free times can be tapped. You can also type a date, like "next friday".'
+)
 BOOKING_LOADING: Final = "⏳ Booking your session…"
 NEXT_FREE: Final = "Next free: {when}"
 NO_FREE_SOON: Final = "No free times in the next {days} days"
@@ -89,7 +91,7 @@ USE_BUTTONS_ONLY: Final = "Please choose one of the options below."
 DATE_UNPARSEABLE: Final = (
     "Sorry, I couldn't read “{text}” as a date. Try “tomorrow”, “next friday” or “25 Nov”."
 )
-DATE_PAST: Final = "{day} is in the past. Pick today or a later day."
+DATE_PAST: Final = "“{day}” is in the past. Pick today or a later day."
 DATE_NO_SLOTS: Final = "No free times on {day}. Pick another day."
 DATE_TOO_FAR: Final = "{day} is too far ahead: you can book up to {days} days in advance."
 NO_SLOTS_THIS_WEEK: Final = "No free times left this week."

@@ -92,9 +92,7 @@ def choose_st(
             title=teacher.name,
             lines=(
                 m.TIMEZONE_LINE.format(zone=teacher.timezone),
-                m.NEXT_FREE.format(
-                    when=format_datetime_long(nxt, viewer.timezone, viewer.locale)
-                )
+                m.NEXT_FREE.format(when=format_datetime_long(nxt, viewer.timezone, viewer.locale))
                 if nxt
                 else m.NO_FREE_SOON.format(days=teacher.max_days_ahead),
             ),

@@ -224,9 +224,7 @@ class ProcessedUpdate(Base):
 
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now()
-    )
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
 
 
 class ReminderJob(Base):

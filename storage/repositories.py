@@ -89,7 +89,7 @@ class Repo:
             .where(StudentTeacher.course_id == course_id, StudentTeacher.is_active.is_(True))
             .order_by(User.name, User.id)
         )
-        return [TeacherCard(st, user) for st, user in rows.tuples()]
+        return [TeacherCard(st, user) for st, user in rows]
 
     async def teacher(self, course_id: int, teacher_id: int) -> TeacherCard | None:
         row = (
@@ -130,7 +130,7 @@ class Repo:
                 Session.blocked_until > start,
             )
         )
-        return [(t, s, e) for t, s, e in rows.tuples() if t is not None and s and e]
+        return [(t, s, e) for t, s, e in rows if t is not None and s and e]
 
     async def student_busy(
         self, student_id: int, start: datetime, end: datetime
@@ -143,7 +143,7 @@ class Repo:
                 Session.scheduled_end > start,
             )
         )
-        return [(s, e) for s, e in rows.tuples() if s and e]
+        return [(s, e) for s, e in rows if s and e]
 
     # --- the student's sessions --------------------------------------------------------------
     async def upcoming_sessions(self, student_id: int, now: datetime) -> list[Session]:

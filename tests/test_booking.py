@@ -19,8 +19,8 @@ from engine.booking import (
     NotEnrolled,
     Outcome,
     SlotTaken,
-    STUnavailable,
     StudentConflict,
+    STUnavailable,
     book_session,
 )
 from storage.models import AnalyticsEvent, ReminderJob, Session, StudentTeacher
@@ -129,7 +129,9 @@ async def test_an_inactive_st_cannot_be_booked(pg: Factory) -> None:
 async def test_a_student_cannot_book_more_sessions_than_the_course_includes(pg: Factory) -> None:
     world = await make_world(pg, session_count=2)
     for day in range(2):
-        assert isinstance(await book(pg, request_for(world, start=SLOT + timedelta(days=day))), Booked)
+        assert isinstance(
+            await book(pg, request_for(world, start=SLOT + timedelta(days=day))), Booked
+        )
     assert await book(pg, request_for(world, start=SLOT + timedelta(days=3))) == NoSessionsLeft()
 
 
