@@ -33,13 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        asyncio.run(run_demo(args.database_url, reset=args.reset, course=args.course))
+        url = args.database_url or get_settings().database_url
+        if args.reset:
+            remove_sqlite_file(url)
+        asyncio.run(run_demo(url, course=args.course))
     elif args.command == "migrate":
         asyncio.run(run_migrate(args.database_url or get_settings().database_url))
     elif args.command == "bench":
         from benchmarks.run import run_benchmarks
 
-        asyncio.run(run_benchmarks(args.database_url))
+        return 0 if asyncio.run(run_benchmarks(args.database_url)) else 1
     return 0
 
 
@@ -52,12 +55,15 @@ async def run_migrate(url: str) -> None:
     print(f"schema up to date: {make_url(url).render_as_string()}")
 
 
-async def run_demo(url: str | None, *, reset: bool, course: str | None) -> None:
-    url = url or get_settings().database_url
+def remove_sqlite_file(url: str) -> None:
     parsed = make_url(url)
-    if reset and parsed.drivername.startswith("sqlite") and parsed.database:
+    if parsed.drivername.startswith("sqlite") and parsed.database:
         for suffix in ("", "-wal", "-shm"):
             Path(parsed.database + suffix).unlink(missing_ok=True)
+
+
+async def run_demo(url: str, *, course: str | None) -> None:
+    parsed = make_url(url)
     engine = make_engine(url)
     try:
         await upgrade(engine)

@@ -42,7 +42,9 @@ _ARG_PATTERNS: dict[Kind, str] = {
     Kind.QUICK: "|".join(QUICK_OPTIONS),
     Kind.PICK_SLOT: r"\d{1,12}",  # minutes since the Unix epoch, UTC
 }
-_ENCODED = re.compile(r"(?P<nonce>[0-9a-z]{1,8})\|(?P<kind>[a-z])(?:\|(?P<arg>[0-9a-z-]{1,24}))?")
+_ENCODED = re.compile(
+    r"(?P<nonce>0|[1-9a-z][0-9a-z]{0,7})\|(?P<kind>[a-z])(?:\|(?P<arg>[0-9a-z-]{1,24}))?"
+)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///bookbot.db",
-        description="SQLAlchemy URL; postgresql://... in production, a local SQLite file otherwise.",
+        description="SQLAlchemy URL: postgresql://... in production, else a local SQLite file.",
     )
     reminder_offsets_minutes: list[int] = Field(
         default=[24 * 60, 60], description="Reminders before a session, in minutes."

@@ -1,21 +1,44 @@
 """The booking transaction: lock, check, insert, commit (DESIGN.md "no slot is ever given twice").
 
-Returns a reason code instead of raising so that the engine maps every failure, including a
-constraint violation that slipped past the checks, to one typed outcome.
+The happy path is four statements: lock both people, one guarded INSERT that carries every rule
+in its WHERE clause, the reminder jobs, the analytics event. Statements are built once, with bind
+parameters, because building them per booking cost more than running them. A reason code is
+returned instead of raising, so the engine maps every failure (including a constraint violation
+that slipped past the checks) to one typed outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from functools import cache
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import (
+    CTE,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Executable,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from storage.models import (
     ACTIVE_STATUSES,
@@ -29,10 +52,19 @@ from storage.models import (
     StudentTeacher,
     User,
 )
+from storage.types import UTCDateTime
 
 FailureReason = Literal[
     "not_enrolled", "no_sessions_left", "st_unavailable", "slot_taken", "student_conflict"
 ]
+
+# Core tables: given a dict of parameters, ORM statements would mean "bulk insert these rows".
+SESSIONS = Session.__table__
+REMINDER_JOBS = ReminderJob.__table__
+ANALYTICS = AnalyticsEvent.__table__
+
+MAX_SPAN = timedelta(hours=24)
+"""Longest session plus buffer; bounds the overlap searches so they use the (who, start) index."""
 
 RETRIES = 5
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -55,7 +87,6 @@ class BookingRow:
     created_via: str
     reminder_offsets: Sequence[timedelta] = ()
     now: datetime | None = None  # reminders already due at booking time are not written
-    analytics: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,10 +95,163 @@ class TxResult:
     reason: FailureReason | None = None
 
 
-async def book(factory: async_sessionmaker[AsyncSession], row: BookingRow) -> TxResult:
-    """Book in a transaction of its own (benchmarks, workers, tests)."""
-    async with factory() as session, session.begin():
-        return await book_in_session(session, row)
+# --- statements, built once ----------------------------------------------------------------
+def _p(name: str, kind: Any) -> Any:
+    return bindparam(name, type_=kind)
+
+
+STUDENT, TEACHER, COURSE = (
+    _p("p_student", Integer),
+    _p("p_teacher", Integer),
+    _p("p_course", Integer),
+)
+START, END = _p("p_start", UTCDateTime()), _p("p_end", UTCDateTime())
+BLOCKED_UNTIL, EARLIEST = _p("p_blocked_until", UTCDateTime()), _p("p_earliest", UTCDateTime())
+
+LOCK = (
+    select(User.id, StudentTeacher.buffer_minutes)
+    .outerjoin(
+        StudentTeacher,
+        and_(StudentTeacher.user_id == User.id, StudentTeacher.course_id == COURSE),
+    )
+    .where(User.id.in_([TEACHER, STUDENT]))
+    .order_by(User.id)
+    .with_for_update(of=User)
+)
+
+ENROLLED = exists().where(Enrollment.student_id == STUDENT, Enrollment.course_id == COURSE)
+ST_ACTIVE = exists().where(
+    StudentTeacher.user_id == TEACHER,
+    StudentTeacher.course_id == COURSE,
+    StudentTeacher.is_active.is_(True),
+)
+TEACHER_CLASH = exists().where(
+    Session.teacher_id == TEACHER,
+    Session.status.in_(ACTIVE_STATUSES),
+    Session.scheduled_start > EARLIEST,  # lets the index skip older sessions
+    Session.scheduled_start < BLOCKED_UNTIL,
+    Session.blocked_until > START,
+)
+STUDENT_CLASH = exists().where(
+    Session.student_id == STUDENT,
+    Session.status.in_(ACTIVE_STATUSES),
+    Session.scheduled_start > EARLIEST,
+    Session.scheduled_start < END,
+    Session.scheduled_end > START,
+)
+COUNT_LEFT = (
+    select(func.count(Session.id))
+    .where(
+        Session.student_id == STUDENT,
+        Session.course_id == COURSE,
+        Session.status.in_(COUNTED_STATUSES),
+    )
+    .scalar_subquery()
+) < select(Course.session_count).where(Course.id == COURSE).scalar_subquery()
+PLACEHOLDER = (
+    select(func.min(Session.id))
+    .where(
+        Session.student_id == STUDENT,
+        Session.course_id == COURSE,
+        Session.status == SessionStatus.UNSCHEDULED.value,
+    )
+    .scalar_subquery()
+)
+
+
+DIAGNOSE = select(ENROLLED, ST_ACTIVE, COUNT_LEFT, PLACEHOLDER.is_not(None), TEACHER_CLASH)
+
+
+def guard() -> ColumnElement[bool]:
+    """Every booking rule as one SQL condition; `DIAGNOSE` says which one failed."""
+    return and_(ENROLLED, ST_ACTIVE, ~TEACHER_CLASH, ~STUDENT_CLASH)
+
+
+_SET = {
+    "teacher_id": TEACHER,
+    "scheduled_start": START,
+    "scheduled_end": END,
+    "blocked_until": BLOCKED_UNTIL,
+    "status": literal_column(f"'{SessionStatus.SCHEDULED.value}'"),
+    "reminders": _p("p_reminders", Boolean),
+    "note": _p("p_note", Text),
+}
+
+
+@dataclass(frozen=True)
+class Statements:
+    insert: Executable
+    fill: Executable
+    insert_all: Executable  # PostgreSQL: the insert plus reminder jobs and analytics, one trip
+
+
+@cache
+def statements(rules: Callable[[], ColumnElement[bool]]) -> Statements:
+    """Cached per rules function, so a test can swap the rules for `true()` (constraint alone)."""
+    columns = {
+        **_SET,
+        "course_id": COURSE,
+        "student_id": STUDENT,
+        "created_via": _p("p_via", String),
+    }
+    fresh = select(*columns.values()).where(rules(), PLACEHOLDER.is_(None), COUNT_LEFT)
+    insert_one = insert(SESSIONS).from_select(list(columns), fresh).returning(SESSIONS.c.id)
+    return Statements(
+        insert=insert_one,
+        fill=update(SESSIONS)
+        .where(SESSIONS.c.id == PLACEHOLDER, rules())
+        .values(**_SET)
+        .returning(SESSIONS.c.id),
+        insert_all=_with_followups(insert_one.cte("booked")),
+    )
+
+
+def _with_followups(booked: CTE) -> Executable:
+    """Data-modifying CTEs (PostgreSQL): each row written only if the guarded insert wrote one."""
+    jobs = REMINDER_JOBS.insert().from_select(
+        ["session_id", "kind", "due_at", "status", "attempts"],
+        select(
+            booked.c.id,
+            func.unnest(_p("p_kinds", ARRAY(String))),
+            func.unnest(_p("p_dues", ARRAY(DateTime(timezone=True)))),
+            literal("pending"),
+            literal(0),
+        ),
+    )
+    event = ANALYTICS.insert().from_select(
+        ["name", "user_id", "platform", "data"],
+        select(
+            literal("booking_success"),
+            STUDENT,
+            _p("p_via", String),
+            func.json_build_object("session_id", booked.c.id),
+        ),
+    )
+    # One row whatever happened: the new id, or NULL and the facts that say why (these subqueries
+    # see the table as it was before this statement's own insert).
+    return (
+        select(select(booked.c.id).scalar_subquery(), *DIAGNOSE.selected_columns)
+        .add_cte(jobs.cte("jobs"), nest_here=False)
+        .add_cte(event.cte("event"), nest_here=False)
+    )
+
+
+ADD_JOBS = insert(REMINDER_JOBS)
+ADD_EVENT = insert(ANALYTICS)
+
+
+# --- the transaction -----------------------------------------------------------------------
+async def book(engine: AsyncEngine, row: BookingRow) -> TxResult:
+    """Book in a transaction of its own (API callers, workers, the benchmark)."""
+    for attempt in range(RETRIES):
+        try:
+            async with engine.begin() as connection:
+                return await _book_in(connection, row)
+        except DBAPIError as error:
+            result = await _after_error(error, attempt)
+            if result is not None:
+                return result
+    raise AssertionError("unreachable")
 
 
 async def book_in_session(session: AsyncSession, row: BookingRow) -> TxResult:
@@ -78,148 +262,125 @@ async def book_in_session(session: AsyncSession, row: BookingRow) -> TxResult:
     for attempt in range(RETRIES):
         try:
             async with session.begin_nested():
-                return await _book_in(session, row)
-        except IntegrityError as error:
-            reason = _constraint_reason(error)
-            if reason is None:
-                raise
-            return TxResult(reason=reason)
+                return await _book_in(await session.connection(), row)
         except DBAPIError as error:
-            # Concurrent inserts checked by the same exclusion constraint can deadlock; PostgreSQL
-            # aborts one of them, whose retry then sees the winner's row and fails cleanly.
-            if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES - 1:
-                raise
-            await asyncio.sleep(random.uniform(0.005, 0.02) * 2**attempt)  # let the winner commit
+            result = await _after_error(error, attempt)
+            if result is not None:
+                return result
     raise AssertionError("unreachable")
 
 
-async def lock_people(session: AsyncSession, row: BookingRow) -> None:
+async def _after_error(error: DBAPIError, attempt: int) -> TxResult | None:
+    """A constraint violation is an outcome; a deadlock is retried; anything else propagates.
+
+    Concurrent inserts checked by the same exclusion constraint can deadlock; PostgreSQL aborts
+    one of them, whose retry then sees the winner's row and fails cleanly.
+    """
+    if isinstance(error, IntegrityError):
+        reason = next(
+            (r for name, r in CONSTRAINT_REASONS.items() if name in str(error.orig)), None
+        )
+        if reason is None:
+            raise error
+        return TxResult(reason=reason)
+    if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES - 1:
+        raise error
+    await asyncio.sleep(random.uniform(0.005, 0.02) * 2**attempt)  # let the winner commit
+    return None
+
+
+async def lock_people(session: AsyncConnection, params: dict[str, Any]) -> int | None:
     """Lock the ST's and the student's rows, in id order so two bookings never wait in a cycle.
 
-    With both locked, the checks below see every committed booking of either person.
+    Returns the ST's buffer for this course (None when the user does not teach it). Once both
+    rows are locked, the next statements see every committed booking of either person.
     """
+    rows = await session.execute(LOCK, params)
+    return {user_id: buffer for user_id, buffer in rows}.get(params["p_teacher"])
+
+
+async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
+    params: dict[str, Any] = {
+        "p_student": row.student_id,
+        "p_teacher": row.teacher_id,
+        "p_course": row.course_id,
+        "p_start": row.start,
+        "p_end": row.end,
+        "p_earliest": row.start - MAX_SPAN,
+        "p_reminders": row.reminders,
+        "p_note": row.note,
+        "p_via": row.created_via,
+    }
+    buffer = await lock_people(session, params)
+    params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
+    if not row.start < row.end or params["p_blocked_until"] - row.start >= MAX_SPAN:
+        raise ValueError(f"a session must last between 0 and {MAX_SPAN} with its buffer")
+    written = statements(guard)
+    jobs = _jobs(row)
+    if session.dialect.name == "postgresql":
+        params["p_kinds"] = [kind for kind, _ in jobs]
+        params["p_dues"] = [due for _, due in jobs]
+        booked_id, *facts = (await session.execute(written.insert_all, params)).one()
+        if booked_id is not None:
+            return TxResult(session_id=booked_id)
+        if not facts[3]:  # no "Schedule Later" placeholder to fill in: the facts say why
+            return TxResult(reason=_reason(*facts))
+    else:
+        booked_id = await session.scalar(written.insert, params)
+        if booked_id is not None:
+            await _write_followups(session, row, booked_id, jobs)
+            return TxResult(session_id=booked_id)
+    booked_id = await session.scalar(written.fill, params)
+    if booked_id is None:
+        return TxResult(reason=await _diagnose(session, params))
+    await _write_followups(session, row, booked_id, jobs)
+    return TxResult(session_id=booked_id)
+
+
+def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
+    """Reminders still ahead of us; one already due at booking time would arrive too late."""
+    return [
+        (f"before_{_label(offset)}", row.start - offset)
+        for offset in (row.reminder_offsets if row.reminders else ())
+        if row.now is None or row.start - offset > row.now
+    ]
+
+
+async def _write_followups(
+    session: AsyncConnection, row: BookingRow, booked_id: int, jobs: list[tuple[str, datetime]]
+) -> None:
+    """Reminder jobs (the outbox) and the analytics event commit with the booking or not at all."""
+    if jobs:
+        await session.execute(
+            ADD_JOBS,
+            [{"session_id": booked_id, "kind": kind, "due_at": due} for kind, due in jobs],
+        )
     await session.execute(
-        select(User.id)
-        .where(User.id.in_((row.teacher_id, row.student_id)))
-        .order_by(User.id)
-        .with_for_update()
+        ADD_EVENT,
+        {
+            "name": "booking_success",
+            "user_id": row.student_id,
+            "platform": row.created_via,
+            "data": {"session_id": booked_id},
+        },
     )
 
 
-async def _book_in(session: AsyncSession, row: BookingRow) -> TxResult:
-    await lock_people(session, row)
-    st = await session.scalar(
-        select(StudentTeacher).where(
-            StudentTeacher.user_id == row.teacher_id, StudentTeacher.course_id == row.course_id
-        )
-    )
-    reason = await conflict_reason(session, row, st)
-    if reason is not None:
-        return TxResult(reason=reason)
-    assert st is not None
-    booked = await _placeholder(session, row) or Session(
-        course_id=row.course_id, student_id=row.student_id, created_via=row.created_via
-    )
-    booked.teacher_id = row.teacher_id
-    booked.scheduled_start = row.start
-    booked.scheduled_end = row.end
-    booked.blocked_until = row.end + timedelta(minutes=st.buffer_minutes)
-    booked.status = SessionStatus.SCHEDULED.value
-    booked.reminders = row.reminders
-    booked.note = row.note
-    session.add(booked)
-    await session.flush()
-    if row.reminders:
-        for offset in row.reminder_offsets:
-            due = row.start - offset
-            if row.now is None or due > row.now:
-                session.add(
-                    ReminderJob(session_id=booked.id, kind=f"before_{_label(offset)}", due_at=due)
-                )
-    session.add(
-        AnalyticsEvent(
-            name="booking_success",
-            user_id=row.student_id,
-            platform=row.created_via,
-            data={"session_id": booked.id, **row.analytics},
-        )
-    )
-    await session.flush()
-    return TxResult(session_id=booked.id)
+async def _diagnose(session: AsyncConnection, params: dict[str, Any]) -> FailureReason:
+    return _reason(*(await session.execute(DIAGNOSE, params)).one())
 
 
-async def conflict_reason(
-    session: AsyncSession, row: BookingRow, st: StudentTeacher | None
-) -> FailureReason | None:
-    """The application-level checks; the exclusion constraints back up the last two."""
-    enrolled = await session.scalar(
-        select(Enrollment.id).where(
-            Enrollment.student_id == row.student_id, Enrollment.course_id == row.course_id
-        )
-    )
-    if enrolled is None:
+def _reason(
+    enrolled: bool, st_active: bool, count_left: bool, has_placeholder: bool, teacher_clash: bool
+) -> FailureReason:
+    """Which rule refused the booking, in the order the student can act on them."""
+    if not enrolled:
         return "not_enrolled"
-    if st is None or not st.is_active:
+    if not st_active:
         return "st_unavailable"
-    course = await session.get(Course, row.course_id)
-    assert course is not None
-    used = await session.scalar(
-        select(Session.id)
-        .where(
-            Session.student_id == row.student_id,
-            Session.course_id == row.course_id,
-            Session.status.in_(COUNTED_STATUSES),
-        )
-        .offset(max(course.session_count - 1, 0))
-        .limit(1)
-    )
-    placeholder = await _placeholder(session, row)
-    if course.session_count == 0 or (used is not None and placeholder is None):
+    if not (count_left or has_placeholder):
         return "no_sessions_left"
-    blocked_until = row.end + timedelta(minutes=st.buffer_minutes)
-    teacher_clash = await session.scalar(
-        select(Session.id).where(
-            Session.teacher_id == row.teacher_id,
-            Session.status.in_(ACTIVE_STATUSES),
-            Session.scheduled_start < blocked_until,
-            Session.blocked_until > row.start,
-        )
-    )
-    if teacher_clash is not None:
-        return "slot_taken"
-    student_clash = await session.scalar(
-        select(Session.id).where(
-            Session.student_id == row.student_id,
-            Session.status.in_(ACTIVE_STATUSES),
-            Session.scheduled_start < row.end,
-            Session.scheduled_end > row.start,
-        )
-    )
-    if student_clash is not None:
-        return "student_conflict"
-    return None
-
-
-async def _placeholder(session: AsyncSession, row: BookingRow) -> Session | None:
-    """A "Schedule Later" session of this course is filled in rather than counted twice."""
-    return await session.scalar(
-        select(Session)
-        .where(
-            Session.student_id == row.student_id,
-            Session.course_id == row.course_id,
-            Session.status == SessionStatus.UNSCHEDULED.value,
-        )
-        .order_by(Session.id)
-        .limit(1)
-    )
-
-
-def _constraint_reason(error: IntegrityError) -> FailureReason | None:
-    text = str(error.orig)
-    for name, reason in CONSTRAINT_REASONS.items():
-        if name in text:
-            return reason
-    return None
+    return "slot_taken" if teacher_clash else "student_conflict"
 
 
 def _label(offset: timedelta) -> str:

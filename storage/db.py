@@ -38,8 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     else:
-        kwargs.setdefault("pool_size", 40)
-        kwargs.setdefault("max_overflow", 80)
+        # Stay well under PostgreSQL's default max_connections (100); bursts queue in the pool.
+        kwargs.setdefault("pool_size", 32)
+        kwargs.setdefault("max_overflow", 32)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         sync_engine = engine.sync_engine

@@ -80,10 +80,10 @@ async def load_demo(session: AsyncSession, now: datetime) -> DemoIds:
     """Idempotent: a database that already has the demo student is left as it is."""
     existing = await session.scalar(select(User).where(User.email == DEMO_STUDENT_EMAIL))
     if existing is not None:
-        other = await session.scalar(
+        other_id = await session.scalar(
             select(User.id).where(User.email == "sam.rivera@student.example.edu")
         )
-        return DemoIds(existing.id, int(other or 0))
+        return DemoIds(existing.id, int(other_id or 0))
 
     courses = {
         slug: Course(slug=slug, title=title, session_count=count, session_minutes=minutes)

@@ -1,4 +1,4 @@
-"""The booking transaction on real PostgreSQL: every outcome, and races that must give one winner."""
+"""The booking transaction on real PostgreSQL: every outcome, and races with a single winner."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import storage.booking_tx as tx
@@ -158,7 +158,7 @@ async def test_a_database_failure_becomes_booking_failed_and_keeps_the_transacti
 ) -> None:
     world = await make_world(pg)
 
-    async def broken(session: AsyncSession, row: tx.BookingRow) -> None:
+    async def broken(session: AsyncSession, params: dict[str, object]) -> None:
         await session.execute(text("SELECT 1/0"))
 
     monkeypatch.setattr(tx, "lock_people", broken)
@@ -188,16 +188,14 @@ async def _students(factory: Factory, world: World, count: int) -> list[int]:
 def _bypass_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Leave only the exclusion constraints between the racers and a double booking."""
 
-    async def no_lock(session: AsyncSession, row: tx.BookingRow) -> None:
-        return None
+    async def no_lock(session: AsyncSession, params: dict[str, object]) -> int:
+        return 15  # the ST's buffer, which the lock query would have read
 
-    async def no_conflict(
-        session: AsyncSession, row: tx.BookingRow, st: StudentTeacher | None
-    ) -> tx.FailureReason | None:
-        return None
+    def no_rules() -> ColumnElement[bool]:
+        return true()
 
     monkeypatch.setattr(tx, "lock_people", no_lock)
-    monkeypatch.setattr(tx, "conflict_reason", no_conflict)
+    monkeypatch.setattr(tx, "guard", no_rules)
 
 
 @pytest.mark.parametrize("checks", ["checks and constraint", "constraint alone"])

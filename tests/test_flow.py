@@ -228,7 +228,7 @@ async def test_a_failed_booking_says_try_again_and_keeps_the_confirmation(
     chat = Chat(db, world.student.id)
     await to_confirm(chat, world)
 
-    async def broken(session: AsyncSession, row: tx.BookingRow) -> None:
+    async def broken(session: AsyncSession, params: dict[str, object]) -> None:
         raise OSError("connection reset")
 
     with monkeypatch.context() as patch:
