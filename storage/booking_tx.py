@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     CTE,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Executable,
     Integer,
     String,
+    Table,
     Text,
     and_,
     bindparam,
@@ -52,19 +53,25 @@ from storage.models import (
     StudentTeacher,
     User,
 )
-from storage.types import UTCDateTime
 
 FailureReason = Literal[
     "not_enrolled", "no_sessions_left", "st_unavailable", "slot_taken", "student_conflict"
 ]
 
 # Core tables: given a dict of parameters, ORM statements would mean "bulk insert these rows".
-SESSIONS = Session.__table__
-REMINDER_JOBS = ReminderJob.__table__
-ANALYTICS = AnalyticsEvent.__table__
+SESSIONS = cast(Table, Session.__table__)
+REMINDER_JOBS = cast(Table, ReminderJob.__table__)
+ANALYTICS = cast(Table, AnalyticsEvent.__table__)
 
 MAX_SPAN = timedelta(hours=24)
 """Longest session plus buffer; bounds the overlap searches so they use the (who, start) index."""
+
+# Status values as SQL literals: an IN list of bind parameters is re-expanded on every execution.
+ACTIVE: ColumnElement[str] = literal_column(f"'{SessionStatus.SCHEDULED.value}'")
+UNSCHEDULED: ColumnElement[str] = literal_column(f"'{SessionStatus.UNSCHEDULED.value}'")
+CANCELLED: ColumnElement[str] = literal_column(f"'{SessionStatus.CANCELLED.value}'")
+assert set(ACTIVE_STATUSES) == {SessionStatus.SCHEDULED.value}
+assert set(COUNTED_STATUSES) == set(SessionStatus) - {SessionStatus.CANCELLED}
 
 RETRIES = 5
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -105,8 +112,10 @@ STUDENT, TEACHER, COURSE = (
     _p("p_teacher", Integer),
     _p("p_course", Integer),
 )
-START, END = _p("p_start", UTCDateTime()), _p("p_end", UTCDateTime())
-BLOCKED_UNTIL, EARLIEST = _p("p_blocked_until", UTCDateTime()), _p("p_earliest", UTCDateTime())
+# Plain timestamptz binds (no per-value Python processing); _book_in checks they are aware.
+STAMP = DateTime(timezone=True)
+START, END = _p("p_start", STAMP), _p("p_end", STAMP)
+BLOCKED_UNTIL, EARLIEST = _p("p_blocked_until", STAMP), _p("p_earliest", STAMP)
 
 LOCK = (
     select(User.id, StudentTeacher.buffer_minutes)
@@ -127,14 +136,14 @@ ST_ACTIVE = exists().where(
 )
 TEACHER_CLASH = exists().where(
     Session.teacher_id == TEACHER,
-    Session.status.in_(ACTIVE_STATUSES),
+    Session.status == ACTIVE,
     Session.scheduled_start > EARLIEST,  # lets the index skip older sessions
     Session.scheduled_start < BLOCKED_UNTIL,
     Session.blocked_until > START,
 )
 STUDENT_CLASH = exists().where(
     Session.student_id == STUDENT,
-    Session.status.in_(ACTIVE_STATUSES),
+    Session.status == ACTIVE,
     Session.scheduled_start > EARLIEST,
     Session.scheduled_start < END,
     Session.scheduled_end > START,
@@ -144,7 +153,7 @@ COUNT_LEFT = (
     .where(
         Session.student_id == STUDENT,
         Session.course_id == COURSE,
-        Session.status.in_(COUNTED_STATUSES),
+        Session.status != CANCELLED,
     )
     .scalar_subquery()
 ) < select(Course.session_count).where(Course.id == COURSE).scalar_subquery()
@@ -153,7 +162,7 @@ PLACEHOLDER = (
     .where(
         Session.student_id == STUDENT,
         Session.course_id == COURSE,
-        Session.status == SessionStatus.UNSCHEDULED.value,
+        Session.status == UNSCHEDULED,
     )
     .scalar_subquery()
 )
@@ -172,7 +181,7 @@ _SET = {
     "scheduled_start": START,
     "scheduled_end": END,
     "blocked_until": BLOCKED_UNTIL,
-    "status": literal_column(f"'{SessionStatus.SCHEDULED.value}'"),
+    "status": ACTIVE,
     "reminders": _p("p_reminders", Boolean),
     "note": _p("p_note", Text),
 }
@@ -213,7 +222,7 @@ def _with_followups(booked: CTE) -> Executable:
         select(
             booked.c.id,
             func.unnest(_p("p_kinds", ARRAY(String))),
-            func.unnest(_p("p_dues", ARRAY(DateTime(timezone=True)))),
+            func.unnest(_p("p_dues", ARRAY(STAMP))),
             literal("pending"),
             literal(0),
         ),
@@ -311,6 +320,8 @@ async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
         "p_note": row.note,
         "p_via": row.created_via,
     }
+    if row.start.tzinfo is None or row.end.tzinfo is None:
+        raise ValueError("booking times must be timezone-aware")
     buffer = await lock_people(session, params)
     params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
     if not row.start < row.end or params["p_blocked_until"] - row.start >= MAX_SPAN:
