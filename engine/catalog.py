@@ -14,6 +14,7 @@ from engine.booking import (
     Outcome,
     ScheduledLater,
     SlotTaken,
+    STUnavailable,
     book_session,
 )
 from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
@@ -147,6 +148,9 @@ class DbCatalog:
         the lock does not (availability, minimum notice, horizon, per-day limit). The student's
         calendar is left to the transaction so that a clash there reads "another session".
         """
+        card = await self._card(request.course_id, request.teacher_id)
+        if card is None or not card.st.is_active:
+            return STUnavailable()
         window = await self.free_slots(
             request.course_id,
             request.teacher_id,

@@ -73,17 +73,68 @@ class State:
         return {**asdict(self), "step": self.step.value}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> State:
-        """A corrupt or outdated record starts afresh rather than failing the chat."""
-        if not data:
+    def from_json(cls, data: object) -> State:
+        """A corrupt, outdated or inconsistent record starts afresh rather than failing the chat.
+
+        The nonce survives when it is readable, so buttons already on screen still expire.
+        """
+        if not isinstance(data, dict):
             return cls()
-        known = {f.name for f in fields(cls)}
+        nonce = data.get("nonce", 0)
+        nonce = nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else 0
+        types = {f.name: f.type for f in fields(cls)}
         try:
-            state = cls(**{k: v for k, v in data.items() if k in known})
+            state = cls(**{k: v for k, v in data.items() if k in types})
             state.step = Step(state.step)
+            state.nonce = nonce
         except (TypeError, ValueError):
-            return cls(nonce=int(data.get("nonce", 0) or 0))
+            return cls(nonce=nonce)
+        if not _consistent(state):
+            return cls(step=Step.CHOOSE_COURSE, nonce=nonce)
         return state
+
+
+# What each step needs to be rendered; a record that lacks it (or has the wrong types) is reset.
+_NEEDS: dict[Step, tuple[str, ...]] = {
+    Step.NOT_ENROLLED: ("course_id",),
+    Step.NO_SESSIONS_LEFT: ("course_id",),
+    Step.CHOOSE_ST: ("course_id",),
+    Step.NO_STS: ("course_id",),
+    Step.SCHEDULED_LATER: ("course_id",),
+    Step.CHOOSE_DATE: ("course_id", "teacher_id"),
+    Step.CHOOSE_TIME: ("course_id", "teacher_id", "day"),
+    Step.CONFIRM: ("course_id", "teacher_id", "day", "slot"),
+    Step.NOTE: ("course_id", "teacher_id", "day", "slot"),
+    Step.BOOKING: ("course_id", "teacher_id", "day", "slot"),
+    Step.SUCCESS: ("course_id", "teacher_id", "day", "slot", "session_id"),
+}
+_INTS = ("course_id", "teacher_id", "slot", "session_id")
+
+
+def _consistent(state: State) -> bool:
+    for name in _INTS:
+        value = getattr(state, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            return False
+    if not isinstance(state.reminders, bool) or not isinstance(state.preselected, bool):
+        return False
+    if state.note is not None and not isinstance(state.note, str):
+        return False
+    try:
+        if state.day is not None:
+            date.fromisoformat(state.day)
+        if state.month is not None:
+            date.fromisoformat(f"{state.month}-01")
+        if state.slot is not None:
+            _slot_time(state.slot)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return all(getattr(state, name) is not None for name in _NEEDS.get(state.step, ()))
+
+
+def _slot_time(minutes: int) -> datetime:
+    """Raises ValueError/OverflowError for values no real slot has (forged button data)."""
+    return datetime.fromtimestamp(minutes * 60, UTC)
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -287,8 +338,11 @@ async def choose_day(state: State, day: date, ctx: Ctx) -> State:
 
 async def pick_slot(state: State, action: Action, ctx: Ctx) -> State:
     assert state.day is not None
-    slot = datetime.fromtimestamp(int(action.arg) * 60, UTC)
-    if slot not in await _slots_on(state, date.fromisoformat(state.day), ctx):
+    try:
+        slot = _slot_time(int(action.arg))
+    except (ValueError, OverflowError):
+        slot = None
+    if slot is None or slot not in await _slots_on(state, date.fromisoformat(state.day), ctx):
         ctx.notice = m.SLOT_TAKEN
         return replace(state, step=Step.CHOOSE_TIME)
     ctx.emit("time_selected", time=slot.isoformat(), st_id=state.teacher_id)
@@ -323,7 +377,7 @@ def save_note(state: State, text: str, ctx: Ctx) -> State:
 async def confirm(state: State, action: Action, ctx: Ctx) -> State:
     assert state.course_id and state.teacher_id and state.slot is not None
     course = await _course(state, ctx)
-    start_at = datetime.fromtimestamp(state.slot * 60, UTC)
+    start_at = _slot_time(state.slot)
     ctx.emit(
         "booking_attempted",
         course_id=course.id,
@@ -551,7 +605,7 @@ async def render(state: State, ctx: Ctx) -> Screen:
         cards = [(t, await _next_free(state, ctx, teacher_id=t.id)) for t in teachers]
         return views.choose_st(course, cards, viewer, notice)
     if state.step == Step.SCHEDULED_LATER:
-        return views.scheduled_later(course, ctx.dashboard_url)
+        return views.scheduled_later(course, ctx.dashboard_url, notice)
     teacher = await _teacher(state, ctx)
     if state.step == Step.CHOOSE_DATE:
         return await _render_calendar(state, course, teacher, ctx)
@@ -561,7 +615,7 @@ async def render(state: State, ctx: Ctx) -> Screen:
         slots = await _slots_on(state, day, ctx)
         return views.choose_time(course, teacher, day, slots, viewer, ctx.now, notice)
     assert state.slot is not None
-    start_at = datetime.fromtimestamp(state.slot * 60, UTC)
+    start_at = _slot_time(state.slot)
     if state.step == Step.NOTE:
         return views.note_prompt(course, teacher, NOTE_MAX_CHARS, notice)
     if state.step == Step.BOOKING:
@@ -577,6 +631,7 @@ async def render(state: State, ctx: Ctx) -> Screen:
             state.note,
             viewer,
             ctx.dashboard_url,
+            notice,
         )
     return views.confirm(course, teacher, start_at, state.reminders, state.note, viewer, notice)
 

@@ -301,6 +301,7 @@ def success(
     note: str | None,
     viewer: Viewer,
     dashboard_url: str,
+    notice: str | None = None,
 ) -> Screen:
     lines = (
         m.SUCCESS_BODY.format(name=teacher.name, session_id=session_id),
@@ -313,6 +314,7 @@ def success(
         "success",
         m.SUCCESS_TITLE,
         lines,
+        notice,
         buttons=(
             (Button(m.BACK_TO_DASHBOARD, url=dashboard_url),),
             (_button(m.BOOK_ANOTHER, Kind.BOOK_ANOTHER),),
@@ -321,11 +323,12 @@ def success(
     )
 
 
-def scheduled_later(course: CourseInfo, dashboard_url: str) -> Screen:
+def scheduled_later(course: CourseInfo, dashboard_url: str, notice: str | None = None) -> Screen:
     return Screen(
         "scheduled_later",
         m.SCHEDULED_LATER_TITLE,
         (m.SCHEDULED_LATER_BODY.format(course=course.title, count=course.session_count),),
+        notice,
         buttons=(
             (_button(m.SCHEDULE_NOW, Kind.BOOK_ANOTHER),),
             (Button(m.BACK_TO_DASHBOARD, url=dashboard_url),),
