@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -40,6 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from storage.models import (
     ACTIVE_STATUSES,
@@ -134,19 +138,46 @@ ST_ACTIVE = exists().where(
     StudentTeacher.course_id == COURSE,
     StudentTeacher.is_active.is_(True),
 )
+
+
+class overlaps(FunctionElement[bool]):
+    """[start, end) of a row overlaps [other_start, other_end): the constraints' own test.
+
+    PostgreSQL gets the exclusion constraints' `tstzrange && tstzrange`, so the lookup is a
+    precise search of their GiST index; elsewhere plain comparisons with a lower bound on the
+    start (`earliest`) that lets a (who, start) b-tree index skip older sessions.
+    Arguments: start, end, other_start, other_end, earliest.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "overlaps"
+
+
+@compiles(overlaps)
+def _overlaps_default(element: overlaps, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end, other_start, other_end, earliest = (
+        compiler.process(clause, **kw) for clause in element.clauses
+    )
+    return f"({start} > {earliest} AND {start} < {other_end} AND {end} > {other_start})"
+
+
+@compiles(overlaps, "postgresql")
+def _overlaps_postgresql(element: overlaps, compiler: SQLCompiler, **kw: Any) -> str:
+    clauses = list(element.clauses)[:4]  # `earliest` stays out: an unused bind has no type
+    start, end, other_start, other_end = (compiler.process(clause, **kw) for clause in clauses)
+    return f"tstzrange({start}, {end}, '[)') && tstzrange({other_start}, {other_end}, '[)')"
+
+
 TEACHER_CLASH = exists().where(
     Session.teacher_id == TEACHER,
     Session.status == ACTIVE,
-    Session.scheduled_start > EARLIEST,  # lets the index skip older sessions
-    Session.scheduled_start < BLOCKED_UNTIL,
-    Session.blocked_until > START,
+    overlaps(Session.scheduled_start, Session.blocked_until, START, BLOCKED_UNTIL, EARLIEST),
 )
 STUDENT_CLASH = exists().where(
     Session.student_id == STUDENT,
     Session.status == ACTIVE,
-    Session.scheduled_start > EARLIEST,
-    Session.scheduled_start < END,
-    Session.scheduled_end > START,
+    overlaps(Session.scheduled_start, Session.scheduled_end, START, END, EARLIEST),
 )
 COUNT_LEFT = (
     select(func.count(Session.id))
@@ -237,9 +268,12 @@ def _with_followups(booked: CTE) -> Executable:
         ),
     )
     # One row whatever happened: the new id, or NULL and the facts that say why (these subqueries
-    # see the table as it was before this statement's own insert).
+    # see the table as it was before this statement's own insert; CASE evaluates them only then).
     return (
-        select(select(booked.c.id).scalar_subquery(), *DIAGNOSE.selected_columns)
+        select(
+            booked_id := select(booked.c.id).scalar_subquery(),
+            *(case((booked_id.is_(None), fact)) for fact in DIAGNOSE.selected_columns),
+        )
         .add_cte(jobs.cte("jobs"), nest_here=False)
         .add_cte(event.cte("event"), nest_here=False)
     )
