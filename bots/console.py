@@ -14,12 +14,13 @@ from typing import TextIO
 from engine import flow
 from engine.conversation import ConversationService
 from engine.formatting import format_day_short
+from engine.my_sessions import my_sessions
 from engine.screens import Button, Kind, Screen
 
 PLATFORM = "console"
 HELP = (
     "Type the number of a choice, or type text when asked (a date like “next friday”, a note).\n"
-    "Commands: /book [course-slug] · /cancel · /help · /quit"
+    "Commands: /book [course-slug] · /mysessions · /cancel · /help · /quit"
 )
 
 
@@ -113,6 +114,13 @@ async def run(
             event = flow.Start(course_slug=line.removeprefix("/book").strip() or None)
         elif line == "/cancel":
             event = flow.Cancel()
+        elif line == "/mysessions":
+            write(
+                "\n"
+                + render(await my_sessions(service.factory, user_id, service.clock()), locale)[0]
+            )
+            show = False
+            continue
         elif line.isdigit() and current is not None and 1 <= int(line) <= len(choices):
             chosen = choices[int(line) - 1]
             if chosen.url or chosen.action is None:

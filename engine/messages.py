@@ -97,3 +97,9 @@ DATE_TOO_FAR: Final = "{day} is too far ahead: you can book up to {days} days in
 NO_SLOTS_THIS_WEEK: Final = "No free times left this week."
 NO_SLOTS_AT_ALL: Final = "{name} has no free times in the next {days} days. Try later."
 CANCELLED: Final = "Booking cancelled. Send /book to start again."
+
+# /mysessions
+MY_SESSIONS_TITLE: Final = "Your upcoming sessions"
+NO_UPCOMING: Final = "You have no upcoming sessions. Send /book to book one."
+UPCOMING_LINE: Final = "• {when}: {course} with {name}"
+UNSCHEDULED_LINE: Final = "• {course}: not scheduled yet (send /book {slug} to pick a time)"

@@ -160,6 +160,21 @@ class Repo:
         )
         return list(rows)
 
+    async def upcoming_with_names(
+        self, student_id: int, now: datetime
+    ) -> list[tuple[Session, Course, User | None]]:
+        """Upcoming and "Schedule Later" sessions with their course and ST, for /mysessions."""
+        sessions = await self.upcoming_sessions(student_id, now)
+        courses = {c.id: c for c in await self._by_ids(Course, {s.course_id for s in sessions})}
+        teacher_ids = {s.teacher_id for s in sessions if s.teacher_id is not None}
+        teachers = {u.id: u for u in await self._by_ids(User, teacher_ids)}
+        return [(s, courses[s.course_id], teachers.get(s.teacher_id or 0)) for s in sessions]
+
+    async def _by_ids(self, model: type[Course] | type[User], ids: set[int]) -> list[Any]:
+        if not ids:
+            return []
+        return list(await self.session.scalars(select(model).where(model.id.in_(ids))))
+
     async def session_by_id(self, session_id: int) -> Session | None:
         return await self.session.get(Session, session_id)
 

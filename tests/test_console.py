@@ -49,6 +49,7 @@ def test_the_terminal_chat_takes_typed_dates_notes_and_commands(tmp_path: Path) 
             "/book organic-chemistry",  # not enrolled
             "/book academic-writing",  # no active STs
             "1",  # Schedule Later
+            "/mysessions",
             "/quit",
         ]
     )
@@ -60,4 +61,5 @@ def test_the_terminal_chat_takes_typed_dates_notes_and_commands(tmp_path: Path) 
     assert "Enroll now → https://" in out
     assert "No Student-Teachers available. Try later." in out
     assert "== Saved for later ==" in out
+    assert "• Academic Writing: not scheduled yet (send /book academic-writing" in out
     assert out.rstrip().endswith("bye")
