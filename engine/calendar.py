@@ -1,0 +1,182 @@
+"""Calendar invites (iCalendar / iTIP) and add-to-calendar links for a booked session.
+
+A student or ST who books through a chat bot should find the session in the calendar they
+already use: an `.ics` invite works with every mail client and calendar app, and the Google and
+Outlook links cover people who never open attachments. Times are always written in UTC (`Z`), so
+no VTIMEZONE is needed and every client shows the session at the right local time, across DST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import quote, urlencode
+
+from icalendar import PARTSTAT, ROLE, STATUS, Alarm, Calendar, Event, vCalAddress
+
+__all__ = [
+    "PRODID",
+    "CalendarEvent",
+    "google_calendar_url",
+    "ics",
+    "outlook_calendar_url",
+]
+
+PRODID = "-//bookbot//session booking//EN"
+GOOGLE_CALENDAR_URL = "https://calendar.google.com/calendar/render"
+OUTLOOK_LIVE_URL = "https://outlook.live.com/calendar/0/deeplink/compose"
+OUTLOOK_OFFICE_URL = "https://outlook.office.com/calendar/0/deeplink/compose"
+
+
+@dataclass(frozen=True)
+class CalendarEvent:
+    """One session as calendars see it; start and end are normalised to UTC on construction.
+
+    `uid` must stay the same for the life of the session (updates and the cancellation refer to
+    it), and `sequence` must grow with every update the attendees are sent.
+    """
+
+    uid: str
+    start: datetime
+    end: datetime
+    summary: str
+    description: str
+    location: str | None
+    organizer_email: str | None
+    organizer_name: str | None
+    attendees: tuple[tuple[str, str | None], ...]
+    sequence: int = 0
+    alarm_minutes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.uid.strip():
+            raise ValueError("uid must not be empty")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware")
+            object.__setattr__(self, name, value.astimezone(UTC))
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.sequence < 0:
+            raise ValueError("sequence must not be negative")
+        if any(minutes < 0 for minutes in self.alarm_minutes):
+            raise ValueError("alarm_minutes are minutes before the start, so not negative")
+
+
+def _check_email(email: str) -> str:
+    """iTIP clients match people by their `mailto:` address, so a broken one must not pass."""
+    if not email or "@" not in email or any(c in email for c in ' \t\r\n<>"'):
+        raise ValueError(f"not an email address: {email!r}")
+    return email
+
+
+def _alarm(minutes: int, text: str) -> Alarm:
+    # Plain `add`: icalendar 7.0 has no ACTION attribute, and assigning one would be ignored.
+    alarm = Alarm()
+    alarm.add("ACTION", "DISPLAY")
+    alarm.add("DESCRIPTION", text)  # required for ACTION:DISPLAY
+    alarm.add("TRIGGER", timedelta(minutes=-minutes))  # relative to DTSTART
+    return alarm
+
+
+def ics(
+    event: CalendarEvent,
+    *,
+    method: Literal["REQUEST", "CANCEL"] = "REQUEST",
+    stamp: datetime | None = None,
+) -> bytes:
+    """An iTIP message (RFC 5546) for the session: REQUEST invites or updates, CANCEL withdraws.
+
+    A cancellation must carry the session's UID and a higher SEQUENCE than the last request;
+    it has no alarms, since there is nothing left to remind anyone of. `stamp` (DTSTAMP, when
+    the message was made) defaults to now and is a parameter so output can be reproduced.
+    """
+    if method not in ("REQUEST", "CANCEL"):
+        raise ValueError(f"unsupported METHOD {method!r}")
+    if stamp is None:
+        stamp = datetime.now(UTC)
+    elif stamp.tzinfo is None or stamp.utcoffset() is None:
+        raise ValueError("stamp must be timezone-aware")
+    cancelled = method == "CANCEL"
+    attendees = [
+        vCalAddress.new(
+            _check_email(email),
+            cn=name or None,
+            role=ROLE.REQ_PARTICIPANT,
+            partstat=PARTSTAT.NEEDS_ACTION,
+            rsvp=True,
+        )
+        for email, name in event.attendees
+    ]
+    organizer = (
+        vCalAddress.new(_check_email(event.organizer_email), cn=event.organizer_name or None)
+        if event.organizer_email is not None
+        else None
+    )
+    alarms = (
+        [] if cancelled else [_alarm(m, event.summary or "Session") for m in event.alarm_minutes]
+    )
+    vevent = Event.new(
+        uid=event.uid,
+        stamp=stamp.astimezone(UTC),
+        start=event.start,
+        end=event.end,
+        summary=event.summary,
+        description=event.description,
+        location=event.location,
+        organizer=organizer,
+        attendees=attendees,
+        sequence=event.sequence,
+        status=STATUS.CANCELLED if cancelled else STATUS.CONFIRMED,
+    )
+    for alarm in alarms:
+        vevent.add_component(alarm)
+    calendar = Calendar.new(prodid=PRODID, method=method)
+    calendar.add_component(vevent)
+    calendar.uid = None  # Calendar.new adds a random RFC 7986 calendar UID; invites need none
+    data: bytes = calendar.to_ical()
+    return data
+
+
+def _google_time(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _outlook_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _query(params: list[tuple[str, str]]) -> str:
+    # %20 rather than "+" for spaces: Outlook shows a "+" literally.
+    return urlencode(params, safe="/:", quote_via=quote)
+
+
+def google_calendar_url(event: CalendarEvent) -> str:
+    """Google Calendar's "add event" template link, with the session's times in UTC."""
+    params = [
+        ("action", "TEMPLATE"),
+        ("text", event.summary),
+        ("dates", f"{_google_time(event.start)}/{_google_time(event.end)}"),
+        ("details", event.description),
+    ]
+    if event.location:
+        params.append(("location", event.location))
+    return f"{GOOGLE_CALENDAR_URL}?{_query(params)}"
+
+
+def outlook_calendar_url(event: CalendarEvent, *, office365: bool = False) -> str:
+    """Outlook's compose-event deep link: outlook.live.com, or outlook.office.com for
+    Microsoft 365 (work and school) accounts."""
+    params = [
+        ("path", "/calendar/action/compose"),
+        ("rru", "addevent"),
+        ("startdt", _outlook_time(event.start)),
+        ("enddt", _outlook_time(event.end)),
+        ("subject", event.summary),
+        ("body", event.description),
+    ]
+    if event.location:
+        params.append(("location", event.location))
+    base = OUTLOOK_OFFICE_URL if office365 else OUTLOOK_LIVE_URL
+    return f"{base}?{_query(params)}"

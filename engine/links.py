@@ -1,0 +1,229 @@
+"""Signed, expiring payloads for Telegram deep links (`t.me/<bot>?start=<payload>`).
+
+The web platform's buttons open the bot with a payload naming the platform user, the course, an
+optional pre-selected ST and the page the link came from. Telegram allows at most 64 characters
+of `A-Za-z0-9_-`, so the claims are packed into a fixed binary layout, followed by an HMAC-SHA256
+tag truncated to 16 bytes, and written as unpadded base64url:
+
+    header  u8   version (low 7 bits) | 0x80 when a teacher id follows
+    source  u8   code from `_SOURCE_CODES` (never renumber: old links carry the old codes)
+    user    u64
+    course  u64
+    expires u32  epoch seconds, UTC
+    teacher u64  only when the header says so
+    tag     16 bytes of HMAC-SHA256(secret, domain + everything above)
+
+That is at most 46 bytes, i.e. 62 characters. Without the secret nobody can mint a link that
+names another user, and an old link stops working once it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+__all__ = [
+    "MAX_PAYLOAD_LENGTH",
+    "SOURCES",
+    "LinkClaims",
+    "LinkError",
+    "deep_link",
+    "sign",
+    "verify",
+]
+
+# The spec's incoming pages (course detail, student dashboard, ST profile, ST directory, course
+# content), plus CLI for links minted by the command-line tools.
+SOURCES: tuple[str, ...] = ("CDET", "SDSH", "STPR", "STDR", "CCNT", "CLI")
+
+# Wire codes: append new sources, never reuse or renumber a code.
+_SOURCE_CODES: dict[str, int] = {
+    "CDET": 1,
+    "SDSH": 2,
+    "STPR": 3,
+    "STDR": 4,
+    "CCNT": 5,
+    "CLI": 6,
+}
+_SOURCES_BY_CODE: dict[int, str] = {code: name for name, code in _SOURCE_CODES.items()}
+
+MAX_PAYLOAD_LENGTH = 64  # Telegram's limit for the start parameter
+_PAYLOAD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BOT_USERNAME_RE = re.compile(r"[A-Za-z0-9_]{4,32}")
+
+_VERSION = 1
+_HAS_TEACHER = 0x80
+_HEAD = struct.Struct(">BBQQI")  # header, source, user, course, expires
+_TEACHER = struct.Struct(">Q")
+_TAG_LENGTH = 16
+# Domain separation: a tag made for this purpose is never valid for another use of the secret.
+_DOMAIN = b"bookbot/deep-link/v1\x00"
+
+_MAX_U64 = 2**64 - 1
+_MAX_U32 = 2**32 - 1
+
+
+class LinkError(Exception):
+    """A payload that must not be honoured; `reason` says why, for logs and the user's reply."""
+
+    def __init__(self, reason: Literal["malformed", "bad_signature", "expired"]) -> None:
+        super().__init__(reason)
+        self.reason: Literal["malformed", "bad_signature", "expired"] = reason
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    """What a deep link asserts; checked on construction so a bad value never gets signed.
+
+    `expires_at` must be aware; it is stored in UTC and truncated to whole seconds, which is
+    exactly what the payload carries, so `verify(sign(c)) == c`.
+    """
+
+    user_id: int
+    course_id: int
+    teacher_id: int | None
+    source: str
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        for name, value in (("user_id", self.user_id), ("course_id", self.course_id)):
+            _check_u64(name, value)
+        if self.teacher_id is not None:
+            _check_u64("teacher_id", self.teacher_id)
+        if self.source not in _SOURCE_CODES:
+            raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
+        if self.expires_at.tzinfo is None or self.expires_at.utcoffset() is None:
+            raise ValueError("expires_at must be timezone-aware")
+        expires = self.expires_at.astimezone(UTC).replace(microsecond=0)
+        if not 0 <= int(expires.timestamp()) <= _MAX_U32:
+            raise ValueError("expires_at must lie between 1970 and 2106")
+        object.__setattr__(self, "expires_at", expires)
+
+
+def _check_u64(name: str, value: int) -> None:
+    # bool is an int, but a True user id is certainly a bug.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_U64:
+        raise ValueError(f"{name} must be an integer in 0..2**64-1, not {value!r}")
+
+
+def _key(secret: str) -> bytes:
+    if not secret:
+        raise ValueError("the link secret must not be empty")
+    return secret.encode("utf-8")
+
+
+def _tag(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, _DOMAIN + body, hashlib.sha256).digest()[:_TAG_LENGTH]
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def sign(claims: LinkClaims, secret: str) -> str:
+    """Pack and sign the claims into a start payload that fits Telegram's 64 characters."""
+    key = _key(secret)
+    header = _VERSION | (_HAS_TEACHER if claims.teacher_id is not None else 0)
+    body = _HEAD.pack(
+        header,
+        _SOURCE_CODES[claims.source],
+        claims.user_id,
+        claims.course_id,
+        int(claims.expires_at.timestamp()),
+    )
+    if claims.teacher_id is not None:
+        body += _TEACHER.pack(claims.teacher_id)
+    payload = _b64encode(body + _tag(key, body))
+    assert len(payload) <= MAX_PAYLOAD_LENGTH, "layout outgrew Telegram's start parameter"
+    assert _PAYLOAD_RE.fullmatch(payload)
+    return payload
+
+
+def _decode(payload: str) -> bytes:
+    """Strict base64url: exactly one byte string per payload, so no character is ignorable."""
+    if not isinstance(payload, str) or not _PAYLOAD_RE.fullmatch(payload):
+        raise LinkError("malformed")
+    if len(payload) % 4 == 1:
+        raise LinkError("malformed")
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    except (binascii.Error, ValueError):
+        raise LinkError("malformed") from None
+    # The last character may carry unused low bits that decoding drops; a payload differing only
+    # there would otherwise verify too. Only the canonical spelling is accepted.
+    if _b64encode(raw) != payload:
+        raise LinkError("malformed")
+    return raw
+
+
+def verify(payload: str, secret: str, now: datetime) -> LinkClaims:
+    """Return the claims of a genuine, unexpired payload; raise `LinkError` for anything else.
+
+    Checked in this order: shape (malformed), tag (bad_signature), expiry (expired). The link is
+    valid strictly before `expires_at`.
+    """
+    key = _key(secret)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    raw = _decode(payload)
+    if len(raw) < _HEAD.size + _TAG_LENGTH:
+        raise LinkError("malformed")
+    body, tag = raw[:-_TAG_LENGTH], raw[-_TAG_LENGTH:]
+    header = body[0]
+    has_teacher = bool(header & _HAS_TEACHER)
+    expected_size = _HEAD.size + (_TEACHER.size if has_teacher else 0)
+    if header & ~_HAS_TEACHER != _VERSION or len(body) != expected_size:
+        raise LinkError("malformed")
+    if not hmac.compare_digest(tag, _tag(key, body)):
+        raise LinkError("bad_signature")
+
+    _, source_code, user_id, course_id, expires = _HEAD.unpack_from(body)
+    teacher_id: int | None = _TEACHER.unpack_from(body, _HEAD.size)[0] if has_teacher else None
+    source = _SOURCES_BY_CODE.get(source_code)
+    if source is None:  # signed with our key, but by a newer release that knows more sources
+        raise LinkError("malformed")
+    claims = LinkClaims(
+        user_id=user_id,
+        course_id=course_id,
+        teacher_id=teacher_id,
+        source=source,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+    if now >= claims.expires_at:
+        raise LinkError("expired")
+    return claims
+
+
+def _telegram_helper() -> Callable[[str, str], str] | None:
+    """python-telegram-bot's own builder, when installed, so its validation is the one applied."""
+    try:
+        from telegram.helpers import create_deep_linked_url
+    except ImportError:
+        return None
+
+    def build(bot_username: str, payload: str) -> str:
+        return create_deep_linked_url(bot_username, payload)
+
+    return build
+
+
+def deep_link(bot_username: str, payload: str) -> str:
+    """`https://t.me/<bot>?start=<payload>`; raises ValueError for a name or payload Telegram
+    would not accept (a leading `@` on the name is dropped)."""
+    username = bot_username.removeprefix("@")
+    if not _BOT_USERNAME_RE.fullmatch(username):
+        raise ValueError(f"not a Telegram bot username: {bot_username!r}")
+    if not _PAYLOAD_RE.fullmatch(payload):
+        raise ValueError("a start payload is 1-64 characters of A-Z, a-z, 0-9, _ and -")
+    helper = _telegram_helper()
+    if helper is not None:
+        return helper(username, payload)
+    return f"https://t.me/{username}?start={payload}"

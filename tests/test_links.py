@@ -1,0 +1,258 @@
+"""Deep-link payloads: what the bot honours, and everything it must refuse."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine import links
+from engine.links import SOURCES, LinkClaims, LinkError, deep_link, sign, verify
+
+SECRET = "s3cret-for-tests"
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+MAX_U64 = 2**64 - 1
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+PAYLOAD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def claims(**changes: object) -> LinkClaims:
+    values: dict[str, object] = {
+        "user_id": 1234,
+        "course_id": 56,
+        "teacher_id": 78,
+        "source": "CDET",
+        "expires_at": NOW + timedelta(days=7),
+    }
+    values.update(changes)
+    return LinkClaims(**values)  # type: ignore[arg-type]
+
+
+def reason(payload: str, secret: str = SECRET, now: datetime = NOW) -> str:
+    with pytest.raises(LinkError) as caught:
+        verify(payload, secret, now)
+    return caught.value.reason
+
+
+def test_a_signed_payload_verifies_to_the_same_claims() -> None:
+    original = claims()
+    assert verify(sign(original, SECRET), SECRET, NOW) == original
+
+
+def test_a_payload_without_a_teacher_verifies_with_teacher_none() -> None:
+    original = claims(teacher_id=None, source="SDSH")
+    assert verify(sign(original, SECRET), SECRET, NOW) == original
+
+
+def test_every_source_round_trips() -> None:
+    assert "CLI" in SOURCES
+    for source in SOURCES:
+        assert verify(sign(claims(source=source), SECRET), SECRET, NOW).source == source
+
+
+def test_the_largest_ids_and_latest_expiry_still_fit_in_64_telegram_characters() -> None:
+    biggest = claims(
+        user_id=MAX_U64,
+        course_id=MAX_U64,
+        teacher_id=MAX_U64,
+        expires_at=datetime.fromtimestamp(2**32 - 1, UTC),
+    )
+    payload = sign(biggest, SECRET)
+    assert len(payload) <= 64
+    assert PAYLOAD_RE.fullmatch(payload)
+    assert verify(payload, SECRET, NOW) == biggest
+
+
+def test_the_payload_is_deterministic_for_the_same_claims_and_secret() -> None:
+    assert sign(claims(), SECRET) == sign(claims(), SECRET)
+
+
+def test_changing_any_single_character_is_rejected_as_bad_signature_or_malformed() -> None:
+    for teacher in (78, None):
+        payload = sign(claims(teacher_id=teacher), SECRET)
+        for index, original in enumerate(payload):
+            for replacement in ALPHABET:
+                if replacement == original:
+                    continue
+                tampered = payload[:index] + replacement + payload[index + 1 :]
+                assert reason(tampered) in ("bad_signature", "malformed"), (index, replacement)
+
+
+def test_a_different_claim_under_the_original_tag_is_a_bad_signature() -> None:
+    # Forge user 1 -> 2 by rewriting the body bytes and keeping the old tag.
+    raw = bytearray(base64.urlsafe_b64decode(sign(claims(user_id=1), SECRET) + "=="))
+    raw[2 + 7] ^= 0x03  # last byte of the big-endian user id
+    forged = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    assert reason(forged) == "bad_signature"
+
+
+def test_a_payload_signed_with_another_secret_is_a_bad_signature() -> None:
+    assert reason(sign(claims(), "another secret")) == "bad_signature"
+
+
+def test_dropping_or_adding_characters_is_rejected() -> None:
+    payload = sign(claims(), SECRET)
+    assert reason(payload[:-1]) in ("bad_signature", "malformed")
+    assert reason(payload[1:]) in ("bad_signature", "malformed")
+    assert reason(payload + "A") in ("bad_signature", "malformed")
+
+
+def test_a_payload_at_or_past_its_expiry_is_expired() -> None:
+    payload = sign(claims(expires_at=NOW), SECRET)
+    assert reason(payload, now=NOW) == "expired"
+    assert reason(payload, now=NOW + timedelta(seconds=1)) == "expired"
+    assert verify(payload, SECRET, NOW - timedelta(seconds=1)).expires_at == NOW
+
+
+def test_an_expired_forgery_is_reported_as_bad_signature_not_expired() -> None:
+    payload = sign(claims(expires_at=NOW - timedelta(days=1)), "another secret")
+    assert reason(payload) == "bad_signature"
+
+
+def test_now_may_be_given_in_any_timezone() -> None:
+    payload = sign(claims(expires_at=NOW), SECRET)
+    tokyo = timezone(timedelta(hours=9))
+    assert reason(payload, now=NOW.astimezone(tokyo)) == "expired"
+    assert verify(payload, SECRET, (NOW - timedelta(seconds=1)).astimezone(tokyo))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "",
+        "A",
+        "AAAA",
+        "not a payload",
+        "abc+def/",
+        "abc=",
+        "x" * 65,
+        "A" * 200,
+        "ü" * 10,
+        "Zm9v\n",
+    ],
+)
+def test_garbage_oversize_padding_and_foreign_characters_are_malformed(payload: str) -> None:
+    assert reason(payload) == "malformed"
+
+
+def test_padding_on_a_genuine_payload_is_malformed() -> None:
+    payload = sign(claims(teacher_id=None), SECRET)  # 38 bytes: base64 would add "=="
+    assert len(payload) % 4 != 0
+    assert reason(payload + "=" * (-len(payload) % 4)) == "malformed"
+
+
+def test_a_non_canonical_last_character_is_malformed_even_though_it_decodes_the_same() -> None:
+    payload = sign(claims(), SECRET)  # 46 bytes: the last character carries 4 unused bits
+    assert len(payload) % 4 == 2
+    last = ALPHABET.index(payload[-1])
+    sibling = payload[:-1] + ALPHABET[last | 1]
+    assert sibling != payload
+    assert base64.urlsafe_b64decode(sibling + "==") == base64.urlsafe_b64decode(payload + "==")
+    assert reason(sibling) == "malformed"
+
+
+def test_a_well_signed_body_of_an_unknown_version_is_malformed() -> None:
+    raw = bytearray(base64.urlsafe_b64decode(sign(claims(teacher_id=None), SECRET) + "=="))
+    raw[0] = 2
+    assert reason(base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()) == "malformed"
+
+
+def test_claims_reject_values_the_payload_cannot_carry() -> None:
+    with pytest.raises(ValueError):
+        claims(user_id=-1)
+    with pytest.raises(ValueError):
+        claims(course_id=MAX_U64 + 1)
+    with pytest.raises(ValueError):
+        claims(teacher_id=True)
+    with pytest.raises(ValueError):
+        claims(source="CHAT")
+    with pytest.raises(ValueError):
+        claims(expires_at=datetime(2026, 3, 10, 9, 0))
+    with pytest.raises(ValueError):
+        claims(expires_at=datetime(2107, 1, 1, tzinfo=UTC))
+
+
+def test_claims_keep_expiry_in_utc_truncated_to_the_second_as_the_payload_does() -> None:
+    berlin = timezone(timedelta(hours=1))
+    given_at = datetime(2026, 3, 10, 10, 0, 0, 999_999, tzinfo=berlin)
+    made = claims(expires_at=given_at)
+    assert made.expires_at == datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    assert made.expires_at.tzinfo is UTC
+    assert verify(sign(made, SECRET), SECRET, NOW - timedelta(hours=1)) == made
+
+
+def test_an_empty_secret_or_naive_now_is_a_programming_error_not_a_link_error() -> None:
+    with pytest.raises(ValueError):
+        sign(claims(), "")
+    with pytest.raises(ValueError):
+        verify(sign(claims(), SECRET), "", NOW)
+    with pytest.raises(ValueError):
+        verify(sign(claims(), SECRET), SECRET, datetime(2026, 3, 10, 9, 0))
+
+
+def test_deep_link_builds_the_telegram_start_url() -> None:
+    payload = sign(claims(), SECRET)
+    assert deep_link("bookbot_tutor_bot", payload) == (
+        f"https://t.me/bookbot_tutor_bot?start={payload}"
+    )
+    assert deep_link("@bookbot_tutor_bot", payload) == (
+        f"https://t.me/bookbot_tutor_bot?start={payload}"
+    )
+
+
+def test_deep_link_builds_the_same_url_without_python_telegram_bot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payload = sign(claims(), SECRET)
+    with_ptb = deep_link("bookbot_tutor_bot", payload)
+    monkeypatch.setattr(links, "_telegram_helper", lambda: None)
+    assert deep_link("bookbot_tutor_bot", payload) == with_ptb
+
+
+@pytest.mark.parametrize(
+    ("bot", "payload"),
+    [
+        ("bot", "abc"),
+        ("book bot", "abc"),
+        ("bookbot", ""),
+        ("bookbot", "a=b"),
+        ("bookbot", "x" * 65),
+    ],
+)
+def test_deep_link_refuses_what_telegram_would_not_open(bot: str, payload: str) -> None:
+    with pytest.raises(ValueError):
+        deep_link(bot, payload)
+
+
+@given(
+    user_id=st.integers(0, MAX_U64),
+    course_id=st.integers(0, MAX_U64),
+    teacher_id=st.none() | st.integers(0, MAX_U64),
+    source=st.sampled_from(SOURCES),
+    expires=st.integers(0, 2**32 - 1),
+    remaining=st.integers(1, 10**6),
+)
+def test_any_claims_round_trip_and_fit_telegram(
+    user_id: int,
+    course_id: int,
+    teacher_id: int | None,
+    source: str,
+    expires: int,
+    remaining: int,
+) -> None:
+    original = LinkClaims(
+        user_id=user_id,
+        course_id=course_id,
+        teacher_id=teacher_id,
+        source=source,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+    payload = sign(original, SECRET)
+    assert PAYLOAD_RE.fullmatch(payload)
+    now = original.expires_at - timedelta(seconds=remaining)
+    assert verify(payload, SECRET, now) == original
+    assert reason(payload, now=original.expires_at) == "expired"
