@@ -62,6 +62,7 @@ def render(screen: Screen, locale: str) -> tuple[str, list[Button]]:
                 out.append(number(button))
     if screen.prompt:
         out.append(f"✎ {screen.prompt}")
+    out.extend(f"📎 {f.filename} ({f.mime_type}, {len(f.content)} bytes)" for f in screen.files)
     return "\n".join(out), choices
 
 

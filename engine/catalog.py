@@ -41,6 +41,7 @@ def teacher_info(card: TeacherCard) -> TeacherInfo:
         timezone=card.user.timezone,
         is_active=card.st.is_active,
         max_days_ahead=card.st.max_days_ahead,
+        email=card.user.email,
     )
 
 

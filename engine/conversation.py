@@ -61,7 +61,9 @@ class ConversationService:
                 catalog=DbCatalog(
                     repo, [timedelta(minutes=m) for m in self.settings.reminder_offsets_minutes]
                 ),
-                viewer=Viewer(user.id, user.name, user.timezone, normalize_locale(user.locale)),
+                viewer=Viewer(
+                    user.id, user.name, user.timezone, normalize_locale(user.locale), user.email
+                ),
                 now=self.clock(),
                 platform=platform,
                 dashboard_url=self.settings.dashboard_url,

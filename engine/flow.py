@@ -203,6 +203,7 @@ class Ctx:
     on_loading: Callable[[Screen], Awaitable[None]] | None = None
     analytics: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     notice: str | None = None
+    booked_now: int | None = None  # the session booked by this very event, if any
 
     def emit(self, name: str, **data: Any) -> None:
         self.analytics.append((name, data))
@@ -401,6 +402,7 @@ async def confirm(state: State, action: Action, ctx: Ctx) -> State:
         ctx.now,
     )
     if isinstance(outcome, Booked):
+        ctx.booked_now = outcome.session_id
         return replace(state, step=Step.SUCCESS, session_id=outcome.session_id)
     ctx.emit("booking_failed", error_type=outcome.error_type)
     return await _after_failure(state, outcome, ctx)
@@ -632,6 +634,7 @@ async def render(state: State, ctx: Ctx) -> Screen:
             viewer,
             ctx.dashboard_url,
             notice,
+            with_invite=ctx.booked_now == state.session_id,
         )
     return views.confirm(course, teacher, start_at, state.reminders, state.note, viewer, notice)
 

@@ -66,6 +66,13 @@ NOTE_TOO_LONG: Final = (
 )
 NOTE_SAVED: Final = "Note saved."
 NOTE_REMOVED: Final = "Note removed."
+ADD_TO_GOOGLE: Final = "📅 Google Calendar"
+ADD_TO_OUTLOOK: Final = "📅 Outlook"
+ADD_TO_CALENDAR: Final = (
+    "Add to Calendar: tap Google or Outlook, or open the .ics file (Apple and others)."
+)
+CALENDAR_SUMMARY: Final = "{course} tutoring with {name}"
+CALENDAR_JOIN: Final = "The video room opens at session time; the reminder brings the link."
 SUCCESS_BODY: Final = "Your session with {name} is booked. Session #{session_id}."
 
 # Schedule Later (CD-033)

@@ -105,6 +105,15 @@ class Card:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a screen (the .ics invite); Apple Calendar and others open it."""
+
+    filename: str
+    content: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
 class Screen:
     step: str
     title: str
@@ -115,6 +124,7 @@ class Screen:
     calendar: tuple[tuple[Button, ...], ...] = ()  # weeks of day buttons, shown as a grid
     prompt: str | None = None  # what typed text does here
     loading: bool = False
+    files: tuple[Attachment, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
     nonce: int = 0  # the conversation version these buttons belong to
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from engine import messages as m
+from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
 from engine.formatting import (
     first_weekday,
     format_datetime_long,
@@ -17,7 +18,7 @@ from engine.formatting import (
     timezone_note,
     weekday_initials,
 )
-from engine.screens import Action, Button, Card, Kind, Screen
+from engine.screens import Action, Attachment, Button, Card, Kind, Screen
 
 SLOTS_PER_ROW = 3
 
@@ -28,6 +29,7 @@ class Viewer:
     name: str
     timezone: str
     locale: str
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class TeacherInfo:
     timezone: str
     is_active: bool
     max_days_ahead: int
+    email: str | None = None
 
 
 def _button(label: str, kind: Kind, arg: str = "") -> Button:
@@ -292,6 +295,44 @@ def booking(course: CourseInfo, teacher: TeacherInfo, start: datetime, viewer: V
     )
 
 
+def calendar_event(
+    course: CourseInfo,
+    teacher: TeacherInfo,
+    start: datetime,
+    session_id: int,
+    reminders: bool,
+    note: str | None,
+    viewer: Viewer,
+) -> CalendarEvent:
+    """The invite both people get; the UID is stable so later updates replace it."""
+    description = "\n".join(
+        line
+        for line in (
+            m.SUMMARY_COURSE.format(course=course.title),
+            m.SUMMARY_ST.format(name=teacher.name),
+            m.SUMMARY_NOTE.format(name=teacher.name, note=note) if note else "",
+            m.CALENDAR_JOIN,
+        )
+        if line
+    )
+    return CalendarEvent(
+        uid=f"session-{session_id}@bookbot",
+        start=start,
+        end=start + timedelta(minutes=course.session_minutes),
+        summary=m.CALENDAR_SUMMARY.format(course=course.title, name=teacher.name),
+        description=description,
+        location=None,
+        organizer_email=teacher.email,
+        organizer_name=teacher.name,
+        attendees=tuple(
+            (email, name)
+            for email, name in ((viewer.email, viewer.name), (teacher.email, teacher.name))
+            if email
+        ),
+        alarm_minutes=(60,) if reminders else (),
+    )
+
+
 def success(
     course: CourseInfo,
     teacher: TeacherInfo,
@@ -302,7 +343,9 @@ def success(
     viewer: Viewer,
     dashboard_url: str,
     notice: str | None = None,
+    with_invite: bool = False,
 ) -> Screen:
+    """ "Session Booked!"; the .ics rides along only right after booking, not on every redraw."""
     lines = (
         m.SUCCESS_BODY.format(name=teacher.name, session_id=session_id),
         *summary_lines(course, teacher, start, viewer),
@@ -310,15 +353,27 @@ def success(
     )
     if note:
         lines += (m.SUMMARY_NOTE.format(name=teacher.name, note=note),)
+    lines += (m.ADD_TO_CALENDAR,)
+    event = calendar_event(course, teacher, start, session_id, reminders, note, viewer)
+    files = (
+        (Attachment(f"session-{session_id}.ics", ics(event), "text/calendar; method=REQUEST"),)
+        if with_invite
+        else ()
+    )
     return Screen(
         "success",
         m.SUCCESS_TITLE,
         lines,
         notice,
         buttons=(
+            (
+                Button(m.ADD_TO_GOOGLE, url=google_calendar_url(event)),
+                Button(m.ADD_TO_OUTLOOK, url=outlook_calendar_url(event)),
+            ),
             (Button(m.BACK_TO_DASHBOARD, url=dashboard_url),),
             (_button(m.BOOK_ANOTHER, Kind.BOOK_ANOTHER),),
         ),
+        files=files,
         extra={"session_id": str(session_id)},
     )
 

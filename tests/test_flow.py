@@ -146,6 +146,14 @@ async def test_booking_shows_a_loading_state_then_the_success_screen(db: Factory
     dashboard = chat.button("Back to Dashboard")
     assert dashboard.url and dashboard.url.startswith("https://")
     assert "Book Another Session" in chat.labels()
+    google = chat.button("📅 Google Calendar").url
+    assert google and "dates=20261127T100000Z/20261127T110000Z" in google
+    outlook = chat.button("📅 Outlook").url
+    assert outlook and "startdt=2026-11-27T10:00:00Z" in outlook
+    (invite,) = screen.files
+    assert invite.filename.endswith(".ics") and b"METHOD:REQUEST" in invite.content
+    redrawn = await chat.send(flow_press("garbage"))  # a redraw of the same screen
+    assert redrawn is not None and redrawn.step == "success" and redrawn.files == ()
     (booked,) = await sessions(db)
     assert (booked.status, booked.scheduled_start, booked.created_via) == (
         "scheduled",
