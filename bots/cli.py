@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from bots import console
-from engine.conversation import ConversationService
+from engine.accounts import Accounts
+from engine.conversation import ConversationService, utc_now
 from engine.formatting import normalize_locale
+from engine.links import SOURCES
 from engine.settings import get_settings
 from storage.db import make_engine, make_sessionmaker
 from storage.demo_data import load_demo
@@ -30,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--database-url")
     bench = sub.add_parser("bench", help="measure slots, booking throughput and the race (PG)")
     bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
+    telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
+    telegram.add_argument("--polling", action="store_true", required=True)
+    sub.add_parser("serve", help="run the Telegram bot behind its webhook (aiohttp)")
+    link = sub.add_parser("link", help="mint a signed Telegram deep link for local use")
+    link.add_argument("--user-id", type=int, required=True, help="platform user (the student)")
+    link.add_argument("--course", required=True, help="course slug")
+    link.add_argument("--st", type=int, help="pre-selected ST (their user id)")
+    link.add_argument("--source", default="CLI", choices=SOURCES)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -43,7 +54,39 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.run import run_benchmarks
 
         return 0 if asyncio.run(run_benchmarks(args.database_url)) else 1
+    elif args.command in ("telegram", "serve"):
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        asyncio.run(run_telegram(webhook=args.command == "serve"))
+    elif args.command == "link":
+        print(asyncio.run(mint_link(args.user_id, args.course, args.st, args.source)))
     return 0
+
+
+async def run_telegram(*, webhook: bool) -> None:
+    from bots.telegram.app import build_application, run_polling, run_webhook
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        app = build_application(settings, make_sessionmaker(engine), webhook=webhook)
+        await (run_webhook(app, settings) if webhook else run_polling(app))
+    finally:
+        await engine.dispose()
+
+
+async def mint_link(user_id: int, course: str, teacher_id: int | None, source: str) -> str:
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        accounts = Accounts(make_sessionmaker(engine), settings)
+        try:
+            return await accounts.mint_link(user_id, course, teacher_id, source, utc_now())
+        except LookupError as error:
+            raise SystemExit(str(error)) from None
+    finally:
+        await engine.dispose()
 
 
 async def run_migrate(url: str) -> None:

@@ -110,3 +110,29 @@ MY_SESSIONS_TITLE: Final = "Your upcoming sessions"
 NO_UPCOMING: Final = "You have no upcoming sessions. Send /book to book one."
 UPCOMING_LINE: Final = "• {when}: {course} with {name}"
 UNSCHEDULED_LINE: Final = "• {course}: not scheduled yet (send /book {slug} to pick a time)"
+
+# Accounts and deep links
+LINK_INVALID: Final = (
+    "This link is not valid. Open “Book a Session” on the tutoring website to get a new one."
+)
+LINK_EXPIRED: Final = (
+    "This link has expired. Open “Book a Session” on the tutoring website to get a new one."
+)
+NOT_LINKED: Final = (
+    "Your Telegram account is not linked yet. Open “Book a Session” on the tutoring website "
+    "and tap the Telegram button: that links this chat to your account."
+)
+HELP: Final = (
+    "I book tutoring sessions with Student-Teachers.\n"
+    "/book: pick a course and book a session\n"
+    "/mysessions: your upcoming sessions\n"
+    "/cancel: leave the booking wizard\n"
+    "/help: this message\n"
+    "You can also type a date (“next friday”) on the calendar step."
+)
+SOMETHING_WENT_WRONG: Final = "Something went wrong on our side. Please try again."
+NOT_AVAILABLE: Final = "Not available"
+
+# The ST's notice about a new booking
+ST_NEW_BOOKING: Final = "📚 New booking: {student} booked {course} with you on {when}."
+ST_NOTE: Final = "Note from {student}: {note}"

@@ -26,6 +26,31 @@ class Settings(BaseSettings):
         default="https://tutoring.example.edu/courses/{slug}",
         description="Course page where a student enrolls; {slug} is the course slug.",
     )
+    link_secret: str = Field(
+        default="local-development-secret",
+        description="HMAC secret shared with the web platform for signed deep links.",
+    )
+    link_ttl_hours: int = Field(default=72, description="How long a minted deep link is valid.")
+    telegram_token: str | None = Field(default=None, description="Bot token from @BotFather.")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org/bot", description="Bot API base URL (tests: a fake)."
+    )
+    telegram_file_url: str = Field(
+        default="https://api.telegram.org/file/bot", description="Bot API file base URL."
+    )
+    telegram_bot_username: str = Field(
+        default="tutoring_booking_bot", description="The bot's @username, for minted links."
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL of /telegram for `bookbot serve`."
+    )
+    telegram_webhook_secret: str = Field(
+        default="change-me-webhook-secret",
+        pattern=r"^[A-Za-z0-9_-]{1,256}$",
+        description="Checked against X-Telegram-Bot-Api-Secret-Token on every webhook call.",
+    )
+    serve_host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
+    serve_port: int = Field(default=8080, description="`bookbot serve` listen port.")
 
 
 @lru_cache(maxsize=1)

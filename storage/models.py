@@ -208,6 +208,10 @@ class Conversation(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # The chat's live wizard message and its companions (ST cards), so any bot process can edit
+    # or remove them.
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    extra_message_ids: Mapped[list[int] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now()
     )

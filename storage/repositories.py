@@ -247,6 +247,23 @@ class Repo:
         assert found is not None
         return found
 
+    async def chat_messages(self, platform: str, chat_id: str) -> tuple[int | None, list[int]]:
+        row = (
+            await self.session.execute(
+                select(Conversation.message_id, Conversation.extra_message_ids).where(
+                    Conversation.platform == platform, Conversation.chat_id == chat_id
+                )
+            )
+        ).first()
+        return (row[0], list(row[1] or [])) if row else (None, [])
+
+    async def remember_messages(
+        self, platform: str, chat_id: str, message_id: int | None, extra: list[int]
+    ) -> None:
+        conversation = await self.conversation_for_update(platform, chat_id)
+        conversation.message_id = message_id
+        conversation.extra_message_ids = extra
+
     async def mark_processed(self, platform: str, update_id: str) -> bool:
         """Record a delivery; False when it was already handled (a retry or a replay)."""
         try:

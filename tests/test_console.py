@@ -6,7 +6,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from engine.links import verify
 
 
 def run_demo(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
@@ -63,3 +66,26 @@ def test_the_terminal_chat_takes_typed_dates_notes_and_commands(tmp_path: Path) 
     assert "== Saved for later ==" in out
     assert "• Academic Writing: not scheduled yet (send /book academic-writing" in out
     assert out.rstrip().endswith("bye")
+
+
+def test_bookbot_link_mints_a_deep_link_the_bot_accepts(tmp_path: Path) -> None:
+    run_demo(tmp_path, "/quit\n")  # creates the demo database
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "LINK_SECRET": "cli-test-secret",
+        "TELEGRAM_BOT_USERNAME": "campus_tutor_bot",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "link", "--user-id", "1", "--course", "calculus-1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("https://t.me/campus_tutor_bot?start=")
+    claims = verify(url.split("start=")[1], "cli-test-secret", datetime.now(UTC))
+    assert (claims.user_id, claims.teacher_id, claims.source) == (1, None, "CLI")

@@ -1,0 +1,293 @@
+"""Telegram front end: PTB updates in, engine events out; engine Screens back as messages.
+
+No booking rule lives here. The wizard is one live message per chat, edited in place; ST cards
+of step 1 are companion messages removed when the wizard moves on. Which messages those are is
+stored in the database, so any bot process can continue the chat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bots.telegram import render
+from engine import flow
+from engine import messages as m
+from engine.accounts import Accounts
+from engine.conversation import ConversationService, utc_now
+from engine.links import LinkError
+from engine.my_sessions import my_sessions
+from engine.screens import Kind, Screen, decode
+from engine.settings import Settings
+from engine.st_notice import booking_notices
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+COMMANDS = [
+    BotCommand("book", "Book a tutoring session"),
+    BotCommand("mysessions", "Your upcoming sessions"),
+    BotCommand("cancel", "Leave the booking wizard"),
+    BotCommand("help", "How this bot works"),
+]
+Context = ContextTypes.DEFAULT_TYPE
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+class TelegramFrontEnd:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.factory = factory
+        self.clock = clock
+        self.service = ConversationService(factory, settings, clock)
+        self.accounts = Accounts(factory, settings)
+
+    def register(self, app: TelegramApp) -> None:
+        app.add_handler(CommandHandler("start", self.start))
+        app.add_handler(CommandHandler("book", self.book))
+        app.add_handler(CommandHandler("mysessions", self.upcoming))
+        app.add_handler(CommandHandler("cancel", self.cancel))
+        app.add_handler(CommandHandler("help", self.help))
+        app.add_handler(CallbackQueryHandler(self.pressed))
+        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.typed))
+        app.add_handler(MessageHandler(filters.COMMAND, self.help))
+        app.add_error_handler(self.failed)
+
+    # --- commands -------------------------------------------------------------------------
+    async def start(self, update: Update, context: Context) -> None:
+        """/start <payload> from a web-platform button links the account and opens the wizard."""
+        tg_user, chat = update.effective_user, update.effective_chat
+        assert tg_user is not None and chat is not None
+        if not context.args:
+            linked = await self.accounts.user_for(PLATFORM, str(tg_user.id))
+            await self._say(context, chat.id, m.HELP if linked else m.NOT_LINKED)
+            return
+        try:
+            claims = await self.accounts.link_from_payload(
+                PLATFORM, str(tg_user.id), str(chat.id), context.args[0], self.clock()
+            )
+        except LinkError as error:
+            text = m.LINK_EXPIRED if error.reason == "expired" else m.LINK_INVALID
+            await self._say(context, chat.id, text)
+            return
+        event = flow.Start(
+            course_id=claims.course_id, teacher_id=claims.teacher_id, source=claims.source
+        )
+        await self._drive(update, context, event, user_id=claims.user_id)
+
+    async def book(self, update: Update, context: Context) -> None:
+        slug = context.args[0] if context.args else None
+        await self._drive(update, context, flow.Start(course_slug=slug, source="telegram"))
+
+    async def cancel(self, update: Update, context: Context) -> None:
+        await self._drive(update, context, flow.Cancel())
+
+    async def help(self, update: Update, context: Context) -> None:
+        assert update.effective_chat is not None
+        await self._say(context, update.effective_chat.id, m.HELP)
+
+    async def upcoming(self, update: Update, context: Context) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        user_id = await self._user(update, context)
+        if user_id is not None:
+            screen = await my_sessions(self.factory, user_id, self.clock())
+            await context.bot.send_message(chat.id, render.text_of(screen), ParseMode.HTML)
+
+    # --- buttons and text -------------------------------------------------------------------
+    async def pressed(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        chat = update.effective_chat
+        assert query is not None and chat is not None
+        user_id = await self._user(update, context)
+        if user_id is None:
+            await query.answer()
+            return
+        decoded = decode(query.data or "")
+        if decoded is not None and decoded[1].kind is Kind.NOOP:
+            await query.answer(m.NOT_AVAILABLE)  # an inert day or header: nothing to do
+            return
+        pressed = query.message.message_id if query.message else None
+        answered = False
+
+        async def loading(screen: Screen) -> None:
+            nonlocal answered
+            answered = True
+            await query.answer(m.BOOKING_LOADING)
+            await self.show(context, chat.id, screen, pressed=pressed)
+
+        screen = await self.service.handle(
+            platform=PLATFORM,
+            chat_id=str(chat.id),
+            user_id=user_id,
+            event=flow.Press(query.data or ""),
+            update_id=str(update.update_id),
+            on_loading=loading,
+        )
+        if screen is None:
+            return  # a redelivered press: it was answered and drawn the first time
+        if not answered:
+            await query.answer(screen.notice[:200] if screen.notice else None)
+        await self.show(context, chat.id, screen, pressed=pressed)
+
+    async def typed(self, update: Update, context: Context) -> None:
+        assert update.message is not None
+        await self._drive(update, context, flow.Text(update.message.text or ""))
+
+    async def _drive(
+        self, update: Update, context: Context, event: flow.Event, user_id: int | None = None
+    ) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        user_id = user_id or await self._user(update, context)
+        if user_id is None:
+            return
+
+        async def loading(screen: Screen) -> None:
+            await self.show(context, chat.id, screen)
+
+        screen = await self.service.handle(
+            platform=PLATFORM,
+            chat_id=str(chat.id),
+            user_id=user_id,
+            event=event,
+            update_id=str(update.update_id),
+            on_loading=loading,
+        )
+        if screen is not None:
+            await self.show(context, chat.id, screen)
+
+    async def _user(self, update: Update, context: Context) -> int | None:
+        """The linked platform user, or None after telling the person how to link."""
+        assert update.effective_user is not None and update.effective_chat is not None
+        user_id = await self.accounts.user_for(PLATFORM, str(update.effective_user.id))
+        if user_id is None:
+            if update.callback_query is not None:
+                await update.callback_query.answer(m.NOT_LINKED[:200], show_alert=True)
+            else:
+                await self._say(context, update.effective_chat.id, m.NOT_LINKED)
+        return user_id
+
+    async def _say(self, context: Context, chat_id: int, text: str) -> None:
+        await context.bot.send_message(chat_id, text)
+
+    # --- drawing ------------------------------------------------------------------------------
+    async def show(
+        self, context: Context, chat_id: int, screen: Screen, pressed: int | None = None
+    ) -> None:
+        """Draw a screen: edit the live message when a button of this chat's wizard was pressed,
+        else move the wizard down to a fresh message (typed text, commands)."""
+        bot = context.bot
+        main, extras = await self.accounts.messages(PLATFORM, str(chat_id))
+        if screen.loading:
+            # Drawn while the booking transaction (holding this chat's row) runs: edit only.
+            if main is not None:
+                await self._edit(context, chat_id, main, render.text_of(screen), None)
+            return
+        for message_id in extras:
+            await self._quietly(bot.delete_message(chat_id, message_id))
+        if pressed is not None and pressed != main and pressed not in extras:
+            await self._quietly(bot.edit_message_reply_markup(chat_id, pressed, reply_markup=None))
+        cards = render.cards(screen)
+        if main is not None and (pressed is None or cards):
+            # The wizard moves below the person's message, or below the cards it introduces.
+            if cards:
+                await self._quietly(bot.delete_message(chat_id, main))
+            else:
+                await self._quietly(bot.edit_message_reply_markup(chat_id, main, reply_markup=None))
+            main = None
+        new_extras = [await self._send_card(context, chat_id, card) for card in cards]
+        text, markup = render.text_of(screen), render.keyboard(screen)
+        if main is not None and not await self._edit(context, chat_id, main, text, markup):
+            main = None
+        if main is None:
+            sent = await bot.send_message(chat_id, text, ParseMode.HTML, reply_markup=markup)
+            main = sent.message_id
+        for attachment in screen.files:
+            await bot.send_document(chat_id, attachment.content, filename=attachment.filename)
+        await self.accounts.remember_messages(PLATFORM, str(chat_id), main, new_extras)
+        if "booked_now" in screen.extra:
+            await self._tell_teacher(context, int(screen.extra["session_id"]))
+
+    async def _edit(
+        self,
+        context: Context,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
+    ) -> bool:
+        """False when the message cannot be edited (deleted, too old): send a new one instead."""
+        try:
+            await context.bot.edit_message_text(
+                text, chat_id, message_id, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
+        except BadRequest as error:
+            return "not modified" in str(error).lower()
+        return True
+
+    async def _send_card(self, context: Context, chat_id: int, card: render.CardMessage) -> int:
+        sent: Message
+        if card.photo_url:
+            try:
+                sent = await context.bot.send_photo(
+                    chat_id,
+                    card.photo_url,
+                    caption=card.caption,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=card.markup,
+                )
+                return sent.message_id
+            except BadRequest:
+                log.info("avatar %s could not be sent; showing the card as text", card.photo_url)
+        sent = await context.bot.send_message(
+            chat_id, card.caption, ParseMode.HTML, reply_markup=card.markup
+        )
+        return sent.message_id
+
+    async def _tell_teacher(self, context: Context, session_id: int) -> None:
+        """The ST hears about the booking on Telegram when they linked an account; best effort."""
+        for notice in await booking_notices(self.factory, session_id):
+            if notice.platform == PLATFORM:
+                await self._quietly(context.bot.send_message(int(notice.chat_id), notice.text))
+
+    @staticmethod
+    async def _quietly(call: object) -> None:
+        """Cleanup calls (deleting cards, removing old keyboards) must never break the chat."""
+        with contextlib.suppress(BadRequest, Forbidden):
+            await call  # type: ignore[misc]
+
+    async def failed(self, update: object, context: Context) -> None:
+        """Log the trace; the person gets a plain sentence, never a stack trace."""
+        log.error("update failed", exc_info=context.error)
+        if isinstance(update, Update) and update.effective_chat is not None:
+            with contextlib.suppress(TelegramError):
+                if update.callback_query is not None:
+                    await update.callback_query.answer(m.SOMETHING_WENT_WRONG)
+                else:
+                    await self._say(context, update.effective_chat.id, m.SOMETHING_WENT_WRONG)

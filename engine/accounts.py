@@ -1,0 +1,82 @@
+"""Chat accounts linked to platform users, and the chat messages a bot keeps per chat."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.links import LinkClaims, LinkError, deep_link, sign, verify
+from engine.settings import Settings
+from storage.repositories import Repo
+
+
+class Accounts:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.factory = factory
+        self.settings = settings
+
+    async def user_for(self, platform: str, external_id: str) -> int | None:
+        async with self.factory() as session:
+            found = await Repo(session).identity(platform, external_id)
+            return found.user_id if found else None
+
+    async def link_from_payload(
+        self, platform: str, external_id: str, chat_id: str, payload: str, now: datetime
+    ) -> LinkClaims:
+        """Verify a deep-link payload and link this chat account to the user it names.
+
+        Raises LinkError; a signed link naming a user or course that no longer exists is
+        "malformed" too, so the chat says the same thing for every unusable link.
+        """
+        claims = verify(payload, self.settings.link_secret, now)
+        async with self.factory() as session, session.begin():
+            repo = Repo(session)
+            if (
+                await repo.user(claims.user_id) is None
+                or await repo.course(claims.course_id) is None
+            ):
+                raise LinkError("malformed")
+            await repo.link_identity(platform, external_id, claims.user_id, chat_id)
+        return claims
+
+    async def chats_of(self, user_id: int, platform: str) -> list[str]:
+        async with self.factory() as session:
+            identities = await Repo(session).identities_of(user_id)
+        return [i.chat_id for i in identities if i.platform == platform and i.chat_id]
+
+    async def messages(self, platform: str, chat_id: str) -> tuple[int | None, list[int]]:
+        async with self.factory() as session:
+            return await Repo(session).chat_messages(platform, chat_id)
+
+    async def remember_messages(
+        self, platform: str, chat_id: str, message_id: int | None, extra: list[int]
+    ) -> None:
+        async with self.factory() as session, session.begin():
+            await Repo(session).remember_messages(platform, chat_id, message_id, extra)
+
+    async def mint_link(
+        self,
+        user_id: int,
+        course_slug: str,
+        teacher_id: int | None,
+        source: str,
+        now: datetime,
+    ) -> str:
+        """A t.me deep link for local use (`bookbot link`), signed like the web platform's."""
+        async with self.factory() as session:
+            repo = Repo(session)
+            course = await repo.course_by_slug(course_slug)
+            if course is None:
+                raise LookupError(f"no course {course_slug!r}")
+            if await repo.user(user_id) is None:
+                raise LookupError(f"no user {user_id}")
+        claims = LinkClaims(
+            user_id=user_id,
+            course_id=course.id,
+            teacher_id=teacher_id,
+            source=source,
+            expires_at=now + timedelta(hours=self.settings.link_ttl_hours),
+        )
+        payload = sign(claims, self.settings.link_secret)
+        return deep_link(self.settings.telegram_bot_username, payload)
