@@ -116,10 +116,8 @@ async def run(
         elif line == "/cancel":
             event = flow.Cancel()
         elif line == "/mysessions":
-            write(
-                "\n"
-                + render(await my_sessions(service.factory, user_id, service.clock()), locale)[0]
-            )
+            for screen in await my_sessions(service.factory, user_id, service.clock()):
+                write("\n".join((screen.title, *screen.lines)))
             show = False
             continue
         elif line.isdigit() and current is not None and 1 <= int(line) <= len(choices):

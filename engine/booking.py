@@ -23,6 +23,7 @@ class BookingRequest:
     reminders: bool
     note: str | None
     platform: str
+    replaces: int | None = None  # reschedule: release this session in the same transaction
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,24 @@ class STUnavailable:
 
 
 @dataclass(frozen=True)
+class NotReschedulable:
+    error_type: str = "not_reschedulable"
+
+
+@dataclass(frozen=True)
 class BookingFailed:
     error_type: str = "error"
 
 
-Failure = SlotTaken | StudentConflict | NotEnrolled | NoSessionsLeft | STUnavailable | BookingFailed
+Failure = (
+    SlotTaken
+    | StudentConflict
+    | NotEnrolled
+    | NoSessionsLeft
+    | STUnavailable
+    | NotReschedulable
+    | BookingFailed
+)
 Outcome = Booked | Failure
 
 FAILURES: dict[FailureReason, Failure] = {
@@ -76,6 +90,7 @@ FAILURES: dict[FailureReason, Failure] = {
     "not_enrolled": NotEnrolled(),
     "no_sessions_left": NoSessionsLeft(),
     "st_unavailable": STUnavailable(),
+    "not_reschedulable": NotReschedulable(),
 }
 
 
@@ -102,6 +117,7 @@ async def book_session(
         created_via=request.platform,
         reminder_offsets=reminder_offsets,
         now=now,
+        replaces=request.replaces,
     )
     try:
         result = await book_in_session(session, row)

@@ -22,6 +22,7 @@ from engine.booking import (
     BookingRequest,
     NoSessionsLeft,
     NotEnrolled,
+    NotReschedulable,
     Outcome,
     ScheduledLater,
     SlotTaken,
@@ -67,6 +68,7 @@ class State:
     reminders: bool = True
     note: str | None = None
     session_id: int | None = None
+    rescheduling: int | None = None  # the session this booking replaces, if any
     nonce: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -108,7 +110,7 @@ _NEEDS: dict[Step, tuple[str, ...]] = {
     Step.BOOKING: ("course_id", "teacher_id", "day", "slot"),
     Step.SUCCESS: ("course_id", "teacher_id", "day", "slot", "session_id"),
 }
-_INTS = ("course_id", "teacher_id", "slot", "session_id")
+_INTS = ("course_id", "teacher_id", "slot", "session_id", "rescheduling")
 
 
 def _consistent(state: State) -> bool:
@@ -146,6 +148,7 @@ class Start:
     course_slug: str | None = None
     teacher_id: int | None = None
     source: str | None = None
+    reschedule: int | None = None  # a session of this student, checked by the caller
 
 
 @dataclass(frozen=True)
@@ -239,12 +242,14 @@ async def start(state: State, event: Start, ctx: Ctx) -> State:
             ctx.notice = m.UNKNOWN_COURSE.format(slug=event.course_slug[:64])
     if course is None:
         return State(step=Step.CHOOSE_COURSE, nonce=state.nonce)
-    fresh = State(course_id=course.id, source=event.source, nonce=state.nonce)
+    fresh = State(
+        course_id=course.id, source=event.source, rescheduling=event.reschedule, nonce=state.nonce
+    )
     ctx.emit("page_view", course_id=course.id, st_preselected=event.teacher_id is not None)
     student = ctx.viewer.user_id
     if not await ctx.catalog.is_enrolled(student, course.id):
         return replace(fresh, step=Step.NOT_ENROLLED)
-    if await ctx.catalog.sessions_left(student, course.id) <= 0:
+    if event.reschedule is None and await ctx.catalog.sessions_left(student, course.id) <= 0:
         return replace(fresh, step=Step.NO_SESSIONS_LEFT)
     if event.teacher_id is not None:
         teacher = await ctx.catalog.teacher(course.id, event.teacher_id)
@@ -398,6 +403,7 @@ async def confirm(state: State, action: Action, ctx: Ctx) -> State:
             reminders=state.reminders,
             note=state.note,
             platform=ctx.platform,
+            replaces=state.rescheduling,
         ),
         ctx.now,
     )
@@ -417,6 +423,9 @@ async def _after_failure(state: State, outcome: Outcome, ctx: Ctx) -> State:
         return replace(state, step=Step.NOT_ENROLLED)
     if isinstance(outcome, NoSessionsLeft):
         return replace(state, step=Step.NO_SESSIONS_LEFT)
+    if isinstance(outcome, NotReschedulable):
+        ctx.notice = m.SESSION_CHANGED
+        return State(step=Step.IDLE, nonce=state.nonce)
     if isinstance(outcome, STUnavailable):
         teacher = await _teacher(state, ctx)
         ctx.notice = m.ST_NO_LONGER_AVAILABLE.format(name=teacher.name)
@@ -635,6 +644,7 @@ async def render(state: State, ctx: Ctx) -> Screen:
             ctx.dashboard_url,
             notice,
             with_invite=ctx.booked_now == state.session_id,
+            rescheduled=state.rescheduling is not None,
         )
     return views.confirm(course, teacher, start_at, state.reminders, state.note, viewer, notice)
 

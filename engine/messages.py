@@ -136,3 +136,26 @@ NOT_AVAILABLE: Final = "Not available"
 # The ST's notice about a new booking
 ST_NEW_BOOKING: Final = "📚 New booking: {student} booked {course} with you on {when}."
 ST_NOTE: Final = "Note from {student}: {note}"
+
+# Managing a booked session: join, cancel, reschedule
+SESSION_CHANGED: Final = "This session was already cancelled or changed; nothing was booked."
+RESCHEDULED: Final = "Your previous time is released."
+RESCHEDULE_TITLE: Final = "Reschedule your session"
+JOIN: Final = "Join"
+RESCHEDULE: Final = "Reschedule"
+CANCEL_SESSION: Final = "Cancel session"
+SCHEDULE_NOW_COURSE: Final = "Schedule {course}"
+CANCEL_CONFIRM: Final = "Cancel your {course} session with {name} on {when}?"
+YES_CANCEL: Final = "Yes, cancel it"
+KEEP_IT: Final = "Keep it"
+SESSION_CANCELLED: Final = "Your {course} session on {when} is cancelled. {name} has been told."
+KEPT: Final = "Your session stays booked."
+OTHER_CANCELLED: Final = "❌ {who} cancelled the {course} session on {when}."
+TOO_LATE: Final = (
+    "It is too late to change this session online: changes close {hours} hours before the start. "
+    "Please contact {name} directly."
+)
+ROOM_TOO_EARLY: Final = "The video room opens {minutes} minutes before the session ({when})."
+ROOM_READY: Final = "Your video room for {course} is ready."
+OPEN_ROOM: Final = "Open video room"
+SESSION_OVER: Final = "This session has ended."

@@ -1,4 +1,7 @@
-"""/mysessions: the student's upcoming sessions, in their zone and locale."""
+"""/mysessions: the student's upcoming sessions, in their zone and locale, with what they can do.
+
+One screen for the heading and one per session, so each session's buttons stay next to it.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import messages as m
 from engine.formatting import format_datetime_long, normalize_locale
-from engine.screens import Screen
+from engine.manage import manage_data
+from engine.screens import Button, Screen
 from storage.repositories import Repo
 
 
 async def my_sessions(
     factory: async_sessionmaker[AsyncSession], user_id: int, now: datetime
-) -> Screen:
+) -> list[Screen]:
     async with factory() as session:
         repo = Repo(session)
         user = await repo.user(user_id)
@@ -22,11 +26,22 @@ async def my_sessions(
             raise LookupError(f"no user {user_id}")
         rows = await repo.upcoming_with_names(user_id, now)
     locale = normalize_locale(user.locale)
-    lines = []
+    screens = [Screen("my_sessions", m.MY_SESSIONS_TITLE, () if rows else (m.NO_UPCOMING,))]
     for booked, course, teacher in rows:
+        buttons: tuple[tuple[Button, ...], ...]
         if booked.scheduled_start is None or teacher is None:
-            lines.append(m.UNSCHEDULED_LINE.format(course=course.title, slug=course.slug))
+            line = m.UNSCHEDULED_LINE.format(course=course.title, slug=course.slug)
+            label = m.SCHEDULE_NOW_COURSE.format(course=course.title)
+            buttons = ((Button(label, payload=manage_data("n", course.id)),),)
         else:
             when = format_datetime_long(booked.scheduled_start, user.timezone, locale)
-            lines.append(m.UPCOMING_LINE.format(when=when, course=course.title, name=teacher.name))
-    return Screen("my_sessions", m.MY_SESSIONS_TITLE, tuple(lines) or (m.NO_UPCOMING,))
+            line = m.UPCOMING_LINE.format(when=when, course=course.title, name=teacher.name)
+            buttons = (
+                (
+                    Button(m.JOIN, payload=manage_data("j", booked.id)),
+                    Button(m.RESCHEDULE, payload=manage_data("r", booked.id)),
+                    Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id)),
+                ),
+            )
+        screens.append(Screen("my_session", line, buttons=buttons))
+    return screens

@@ -92,6 +92,7 @@ class Button:
     action: Action | None = None
     url: str | None = None
     enabled: bool = True  # shown but inert (past days, days without slots, headers)
+    payload: str | None = None  # raw button data outside the wizard (session management)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class Screen:
 
     def data(self, button: Button) -> str:
         """The opaque string a platform sends back when the button is pressed."""
+        if button.payload is not None:
+            return button.payload
         assert button.action is not None
         return button.action.encode(self.nonce)
 

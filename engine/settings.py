@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,256}$",
         description="Checked against X-Telegram-Bot-Api-Secret-Token on every webhook call.",
     )
+    change_cutoff_minutes: int = Field(
+        default=120, description="Cancelling/rescheduling closes this long before the start."
+    )
+    jitsi_base_url: str = Field(
+        default="https://meet.jit.si", description="Jitsi Meet server for on-demand video rooms."
+    )
     serve_host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
     serve_port: int = Field(default=8080, description="`bookbot serve` listen port.")
 

@@ -344,6 +344,7 @@ def success(
     dashboard_url: str,
     notice: str | None = None,
     with_invite: bool = False,
+    rescheduled: bool = False,
 ) -> Screen:
     """ "Session Booked!"; the .ics rides along only right after booking, not on every redraw."""
     lines = (
@@ -353,6 +354,8 @@ def success(
     )
     if note:
         lines += (m.SUMMARY_NOTE.format(name=teacher.name, note=note),)
+    if rescheduled:
+        lines += (m.RESCHEDULED,)
     lines += (m.ADD_TO_CALENDAR,)
     event = calendar_event(course, teacher, start, session_id, reminders, note, viewer)
     files = (

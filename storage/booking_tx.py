@@ -59,7 +59,12 @@ from storage.models import (
 )
 
 FailureReason = Literal[
-    "not_enrolled", "no_sessions_left", "st_unavailable", "slot_taken", "student_conflict"
+    "not_enrolled",
+    "no_sessions_left",
+    "st_unavailable",
+    "slot_taken",
+    "student_conflict",
+    "not_reschedulable",
 ]
 
 # Core tables: given a dict of parameters, ORM statements would mean "bulk insert these rows".
@@ -98,12 +103,20 @@ class BookingRow:
     created_via: str
     reminder_offsets: Sequence[timedelta] = ()
     now: datetime | None = None  # reminders already due at booking time are not written
+    replaces: int | None = None  # reschedule: this session is released only if the new one books
 
 
 @dataclass(frozen=True)
 class TxResult:
     session_id: int | None = None
     reason: FailureReason | None = None
+
+
+class _Undo(Exception):
+    """Raised inside the transaction to roll back a reschedule's release when booking fails."""
+
+    def __init__(self, result: TxResult) -> None:
+        self.result = result
 
 
 # --- statements, built once ----------------------------------------------------------------
@@ -199,6 +212,24 @@ PLACEHOLDER = (
 )
 
 
+RELEASE = (
+    update(SESSIONS)
+    .where(
+        SESSIONS.c.id == _p("p_replaces", Integer),
+        SESSIONS.c.student_id == STUDENT,
+        SESSIONS.c.status == ACTIVE,
+    )
+    .values(status=CANCELLED, sequence=SESSIONS.c.sequence + 1)
+    .returning(SESSIONS.c.id)
+)
+DROP_JOBS = (
+    update(REMINDER_JOBS)
+    .where(
+        REMINDER_JOBS.c.session_id == _p("p_replaces", Integer),
+        REMINDER_JOBS.c.status == "pending",
+    )
+    .values(status="cancelled")
+)
 DIAGNOSE = select(ENROLLED, ST_ACTIVE, COUNT_LEFT, PLACEHOLDER.is_not(None), TEACHER_CLASH)
 
 
@@ -290,6 +321,8 @@ async def book(engine: AsyncEngine, row: BookingRow) -> TxResult:
         try:
             async with engine.begin() as connection:
                 return await _book_in(connection, row)
+        except _Undo as undo:
+            return undo.result
         except DBAPIError as error:
             result = await _after_error(error, attempt)
             if result is not None:
@@ -306,6 +339,8 @@ async def book_in_session(session: AsyncSession, row: BookingRow) -> TxResult:
         try:
             async with session.begin_nested():
                 return await _book_in(await session.connection(), row)
+        except _Undo as undo:
+            return undo.result
         except DBAPIError as error:
             result = await _after_error(error, attempt)
             if result is not None:
@@ -343,6 +378,14 @@ async def lock_people(session: AsyncConnection, params: dict[str, Any]) -> int |
 
 
 async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
+    """Release the rescheduled session (if any), then book; a failed booking undoes the release."""
+    result = await _book_guarded(session, row)
+    if row.replaces is not None and result.reason is not None:
+        raise _Undo(result)
+    return result
+
+
+async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
     params: dict[str, Any] = {
         "p_student": row.student_id,
         "p_teacher": row.teacher_id,
@@ -358,6 +401,11 @@ async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
         raise ValueError("booking times must be timezone-aware")
     buffer = await lock_people(session, params)
     params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
+    if row.replaces is not None:
+        params["p_replaces"] = row.replaces
+        if (await session.execute(RELEASE, params)).first() is None:
+            return TxResult(reason="not_reschedulable")
+        await session.execute(DROP_JOBS, params)
     if not row.start < row.end or params["p_blocked_until"] - row.start >= MAX_SPAN:
         raise ValueError(f"a session must last between 0 and {MAX_SPAN} with its buffer")
     written = statements(guard)

@@ -161,6 +161,10 @@ class Session(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_via: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    # Created when the first person taps Join or the session-start reminder goes out.
+    video_url: Mapped[str | None] = mapped_column(String(500))
+    # The calendar invite's SEQUENCE: raised on every change so calendar apps update in place.
+    sequence: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (
         CheckConstraint(

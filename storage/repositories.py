@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from storage.models import (
     Course,
     Enrollment,
     ProcessedUpdate,
+    ReminderJob,
     Session,
     SessionStatus,
     StudentTeacher,
@@ -177,6 +178,29 @@ class Repo:
 
     async def session_by_id(self, session_id: int) -> Session | None:
         return await self.session.get(Session, session_id)
+
+    async def session_for_update(self, session_id: int) -> Session | None:
+        """Row-locked, so a cancel, a reschedule and a Join never interleave on one session."""
+        return await self.session.scalar(
+            select(Session)
+            .where(Session.id == session_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def cancel_session(self, booked: Session) -> None:
+        """Free the slot (constraints ignore cancelled rows) and drop its pending reminders."""
+        booked.status = SessionStatus.CANCELLED.value
+        booked.sequence += 1
+        await self.session.execute(
+            update(ReminderJob)
+            .where(ReminderJob.session_id == booked.id, ReminderJob.status == "pending")
+            .values(status="cancelled")
+        )
+        await self.session.flush()
+
+    def add_job(self, session_id: int, kind: str, due_at: datetime) -> None:
+        self.session.add(ReminderJob(session_id=session_id, kind=kind, due_at=due_at))
 
     async def add_unscheduled_session(
         self, *, course_id: int, student_id: int, created_via: str

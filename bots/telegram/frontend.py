@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     BotCommand,
+    CallbackQuery,
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
     Update,
@@ -32,15 +34,17 @@ from telegram.ext import (
 )
 
 from bots.telegram import render
-from engine import flow
+from engine import flow, manage
 from engine import messages as m
 from engine.accounts import Accounts
 from engine.conversation import ConversationService, utc_now
 from engine.links import LinkError
+from engine.manage import manage_data, parse_manage
 from engine.my_sessions import my_sessions
 from engine.screens import Kind, Screen, decode
 from engine.settings import Settings
 from engine.st_notice import booking_notices
+from engine.video import JitsiProvider, VideoProvider
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,10 @@ Context = ContextTypes.DEFAULT_TYPE
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 
 
+def _other_name(info: manage.SessionInfo, viewer_id: int) -> str:
+    return info.teacher_name if viewer_id == info.student_id else info.student_name
+
+
 class TelegramFrontEnd:
     def __init__(
         self,
@@ -66,6 +74,8 @@ class TelegramFrontEnd:
         self.clock = clock
         self.service = ConversationService(factory, settings, clock)
         self.accounts = Accounts(factory, settings)
+        self.video: VideoProvider = JitsiProvider(settings.jitsi_base_url)
+        self.cutoff = timedelta(minutes=settings.change_cutoff_minutes)
 
     def register(self, app: TelegramApp) -> None:
         app.add_handler(CommandHandler("start", self.start))
@@ -115,9 +125,15 @@ class TelegramFrontEnd:
         chat = update.effective_chat
         assert chat is not None
         user_id = await self._user(update, context)
-        if user_id is not None:
-            screen = await my_sessions(self.factory, user_id, self.clock())
-            await context.bot.send_message(chat.id, render.text_of(screen), ParseMode.HTML)
+        if user_id is None:
+            return
+        for screen in await my_sessions(self.factory, user_id, self.clock()):
+            await context.bot.send_message(
+                chat.id,
+                render.text_of(screen),
+                ParseMode.HTML,
+                reply_markup=render.keyboard(screen),
+            )
 
     # --- buttons and text -------------------------------------------------------------------
     async def pressed(self, update: Update, context: Context) -> None:
@@ -127,6 +143,10 @@ class TelegramFrontEnd:
         user_id = await self._user(update, context)
         if user_id is None:
             await query.answer()
+            return
+        managed = parse_manage(query.data or "")
+        if managed is not None:
+            await self.on_manage(update, context, user_id, *managed)
             return
         decoded = decode(query.data or "")
         if decoded is not None and decoded[1].kind is Kind.NOOP:
@@ -154,6 +174,98 @@ class TelegramFrontEnd:
         if not answered:
             await query.answer(screen.notice[:200] if screen.notice else None)
         await self.show(context, chat.id, screen, pressed=pressed)
+
+    async def on_manage(
+        self, update: Update, context: Context, user_id: int, op: str, target: int
+    ) -> None:
+        """Buttons of /mysessions and of reminders: join, cancel, reschedule, schedule now."""
+        query, chat = update.callback_query, update.effective_chat
+        assert query is not None and chat is not None and query.message is not None
+        now, message_id = self.clock(), query.message.message_id
+        if op == "now":
+            await query.answer()
+            await self._drive(update, context, flow.Start(course_id=target, source="reminder"))
+            return
+        if op == "join":
+            joined = await manage.join(self.factory, target, user_id, now, self.video)
+            if isinstance(joined, manage.RoomReady):
+                await query.answer()
+                text = m.ROOM_READY.format(course=joined.info.course_title)
+                button = InlineKeyboardButton(m.OPEN_ROOM, url=joined.url)
+                await context.bot.send_message(
+                    chat.id, text, reply_markup=InlineKeyboardMarkup([[button]])
+                )
+            elif isinstance(joined, manage.TooEarly):
+                minutes = int(manage.ROOM_OPENS_BEFORE.total_seconds() // 60)
+                await query.answer(
+                    m.ROOM_TOO_EARLY.format(minutes=minutes, when=joined.opens_at),
+                    show_alert=True,
+                )
+            else:
+                await query.answer(m.SESSION_OVER if joined.ended else m.EXPIRED)
+            return
+        if op == "reschedule":
+            checked = await manage.check_reschedule(self.factory, target, user_id, now, self.cutoff)
+            if isinstance(checked, manage.CanReschedule):
+                await query.answer()
+                info = checked.info
+                event = flow.Start(
+                    course_id=info.course_id,
+                    teacher_id=info.teacher_id,
+                    source="reschedule",
+                    reschedule=info.id,
+                )
+                await self._drive(update, context, event)
+            else:
+                await self._refuse(query, checked)
+            return
+        if op == "ask_cancel":
+            described = await manage.describe(self.factory, target, user_id)
+            if isinstance(described, manage.Unavailable):
+                await query.answer(m.EXPIRED)
+                return
+            await query.answer()
+            question = m.CANCEL_CONFIRM.format(
+                course=described.course_title,
+                name=_other_name(described, user_id),
+                when=described.when,
+            )
+            keyboard = InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(m.YES_CANCEL, callback_data=manage_data("y", target)),
+                        InlineKeyboardButton(m.KEEP_IT, callback_data=manage_data("k", target)),
+                    ]
+                ]
+            )
+            await self._quietly(
+                context.bot.edit_message_text(question, chat.id, message_id, reply_markup=keyboard)
+            )
+            return
+        if op == "keep":
+            await query.answer(m.KEPT)
+            await self._quietly(context.bot.edit_message_text(m.KEPT, chat.id, message_id))
+            return
+        cancelled = await manage.cancel(self.factory, target, user_id, now, self.cutoff)
+        if not isinstance(cancelled, manage.Cancelled):
+            await self._refuse(query, cancelled)
+            return
+        await query.answer()
+        info = cancelled.info
+        done = m.SESSION_CANCELLED.format(
+            course=info.course_title, when=info.when, name=_other_name(info, user_id)
+        )
+        await self._quietly(context.bot.edit_message_text(done, chat.id, message_id))
+
+    async def _refuse(
+        self, query: CallbackQuery, outcome: manage.TooLate | manage.Unavailable
+    ) -> None:
+        if isinstance(outcome, manage.TooLate):
+            name = _other_name(outcome.info, outcome.info.student_id)
+            hours = f"{outcome.cutoff_hours:g}"
+            await query.answer(m.TOO_LATE.format(hours=hours, name=name)[:200], show_alert=True)
+        else:
+            await query.answer(m.EXPIRED)
 
     async def typed(self, update: Update, context: Context) -> None:
         assert update.message is not None

@@ -1,0 +1,216 @@
+"""After booking: join the video room, cancel, or start a reschedule (checks and outcomes).
+
+Front ends call these with the pressing person's platform user id; every rule (ownership, the
+change cutoff, room timing) is decided here, not in the adapters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.formatting import format_datetime_long, normalize_locale
+from engine.video import VideoProvider
+from storage.models import Session, SessionStatus
+from storage.repositories import Repo
+
+ROOM_OPENS_BEFORE = timedelta(minutes=10)
+
+# Button data for managing booked sessions, apart from the wizard's nonce-bound actions:
+# "S:<op>:<id>" (uppercase S never starts wizard data). Validated again on arrival.
+OPS = {"j": "join", "c": "ask_cancel", "y": "cancel", "k": "keep", "r": "reschedule", "n": "now"}
+_MANAGE = re.compile(r"S:([jcykrn]):(\d{1,12})")
+
+
+def manage_data(op: str, target_id: int) -> str:
+    assert op in OPS
+    return f"S:{op}:{target_id}"
+
+
+def parse_manage(data: str) -> tuple[str, int] | None:
+    found = _MANAGE.fullmatch(data)
+    return (OPS[found[1]], int(found[2])) if found else None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    course_id: int
+    course_title: str
+    teacher_id: int
+    teacher_name: str
+    student_id: int
+    student_name: str
+    start: datetime
+    end: datetime
+    when: str  # the viewer's zone and locale
+
+
+@dataclass(frozen=True)
+class RoomReady:
+    info: SessionInfo
+    url: str
+
+
+@dataclass(frozen=True)
+class TooEarly:
+    info: SessionInfo
+    opens_at: str
+
+
+@dataclass(frozen=True)
+class TooLate:
+    info: SessionInfo
+    cutoff_hours: float
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    info: SessionInfo
+    other_party: int  # the user to tell
+
+
+@dataclass(frozen=True)
+class CanReschedule:
+    info: SessionInfo
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Not this person's session, or no longer scheduled: the chat says the option expired."""
+
+    ended: bool = False
+
+
+async def _info(repo: Repo, booked: Session, viewer_id: int) -> SessionInfo:
+    course = await repo.course(booked.course_id)
+    teacher = await repo.user(booked.teacher_id or 0)
+    student = await repo.user(booked.student_id)
+    viewer = await repo.user(viewer_id)
+    assert course and teacher and student and viewer and booked.scheduled_start
+    assert booked.scheduled_end is not None
+    when = format_datetime_long(
+        booked.scheduled_start, viewer.timezone, normalize_locale(viewer.locale)
+    )
+    return SessionInfo(
+        booked.id,
+        course.id,
+        course.title,
+        teacher.id,
+        teacher.name,
+        student.id,
+        student.name,
+        booked.scheduled_start,
+        booked.scheduled_end,
+        when,
+    )
+
+
+def _party(booked: Session | None, user_id: int) -> bool:
+    return booked is not None and user_id in (booked.student_id, booked.teacher_id)
+
+
+async def join(
+    factory: async_sessionmaker[AsyncSession],
+    session_id: int,
+    user_id: int,
+    now: datetime,
+    provider: VideoProvider,
+) -> RoomReady | TooEarly | Unavailable:
+    """The room is created by the first Join at session time and stored for the other person."""
+    async with factory() as db, db.begin():
+        repo = Repo(db)
+        booked = await repo.session_for_update(session_id)
+        if not _party(booked, user_id) or booked is None:
+            return Unavailable()
+        if booked.status != SessionStatus.SCHEDULED.value or booked.scheduled_end is None:
+            return Unavailable()
+        if now >= booked.scheduled_end:
+            return Unavailable(ended=True)
+        info = await _info(repo, booked, user_id)
+        if now < info.start - ROOM_OPENS_BEFORE:
+            viewer = await repo.user(user_id)
+            assert viewer is not None
+            opens = format_datetime_long(
+                info.start - ROOM_OPENS_BEFORE, viewer.timezone, normalize_locale(viewer.locale)
+            )
+            return TooEarly(info, opens)
+        if booked.video_url is None:
+            booked.video_url = await provider.create_room(booked.id)
+        return RoomReady(info, booked.video_url)
+
+
+async def ensure_room(
+    factory: async_sessionmaker[AsyncSession], session_id: int, provider: VideoProvider
+) -> str | None:
+    """For the session-start reminder: the same room a Join would get; None if not scheduled."""
+    async with factory() as db, db.begin():
+        booked = await Repo(db).session_for_update(session_id)
+        if booked is None or booked.status != SessionStatus.SCHEDULED.value:
+            return None
+        if booked.video_url is None:
+            booked.video_url = await provider.create_room(booked.id)
+        return booked.video_url
+
+
+async def cancel(
+    factory: async_sessionmaker[AsyncSession],
+    session_id: int,
+    user_id: int,
+    now: datetime,
+    cutoff: timedelta,
+) -> Cancelled | TooLate | Unavailable:
+    """Frees the slot, drops pending reminders and queues the other party's notice + ICS CANCEL."""
+    async with factory() as db, db.begin():
+        repo = Repo(db)
+        booked = await repo.session_for_update(session_id)
+        if booked is None or not _party(booked, user_id):
+            return Unavailable()
+        if booked.status != SessionStatus.SCHEDULED.value:
+            return Unavailable()
+        info = await _info(repo, booked, user_id)
+        if info.start - now < cutoff:
+            return TooLate(info, cutoff.total_seconds() / 3600)
+        await repo.cancel_session(booked)
+        other = booked.teacher_id if user_id == booked.student_id else booked.student_id
+        assert other is not None
+        repo.add_job(booked.id, f"cancelled_by:{user_id}", now)  # the outbox tells both sides
+        return Cancelled(info, other)
+
+
+async def check_reschedule(
+    factory: async_sessionmaker[AsyncSession],
+    session_id: int,
+    user_id: int,
+    now: datetime,
+    cutoff: timedelta,
+) -> CanReschedule | TooLate | Unavailable:
+    """Only the student reschedules; the old slot stays theirs until the new one is booked."""
+    async with factory() as db:
+        repo = Repo(db)
+        booked = await repo.session_by_id(session_id)
+        if booked is None or booked.student_id != user_id:
+            return Unavailable()
+        if booked.status != SessionStatus.SCHEDULED.value:
+            return Unavailable()
+        info = await _info(repo, booked, user_id)
+        if info.start - now < cutoff:
+            return TooLate(info, cutoff.total_seconds() / 3600)
+        return CanReschedule(info)
+
+
+async def describe(
+    factory: async_sessionmaker[AsyncSession], session_id: int, user_id: int
+) -> SessionInfo | Unavailable:
+    """A scheduled session of this person, for a confirmation question."""
+    async with factory() as db:
+        repo = Repo(db)
+        booked = await repo.session_by_id(session_id)
+        if booked is None or not _party(booked, user_id):
+            return Unavailable()
+        if booked.status != SessionStatus.SCHEDULED.value:
+            return Unavailable()
+        return await _info(repo, booked, user_id)
