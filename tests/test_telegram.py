@@ -522,3 +522,39 @@ async def test_st_cards_show_the_avatar_as_a_photo_and_fall_back_to_text(
     assert ada_card and ada_card[0].kind == "text"  # the same card, as text
     await bot.press(sam, "Book with Bob Brown")
     assert photos[0].deleted
+
+
+async def test_mysessions_buttons_join_reschedule_and_cancel(
+    bot: Bot, fake: FakeTelegram, pg: Factory
+) -> None:
+    world = await make_world(pg)
+    sam = fake.user(SAM_TG)
+    await book_to_confirm(bot, sam, world)
+    await bot.press(sam, "Book Session")
+    await bot.say(sam, "/mysessions")
+    assert sam.buttons() == [["Join", "Reschedule", "Cancel session"]]
+
+    await bot.press(sam, "Join")  # two days early
+    answer = fake.calls_to("answerCallbackQuery")[-1].params
+    assert answer["show_alert"] is True and "video room opens 10 minutes before" in answer["text"]
+
+    await bot.press(sam, "Reschedule")
+    assert "Step 2 of 4 · Pick a date" in wizard(fake, SAM_TG)
+    assert "Student-Teacher: Ada Lovelace" in wizard(fake, SAM_TG)
+    await bot.press(sam, "27")
+    await bot.press(sam, "2:00 PM")
+    await bot.press(sam, "Book Session")
+    assert "Your previous time is released." in wizard(fake, SAM_TG)
+    old, new = await sessions(pg)
+    assert (old.status, new.status) == ("cancelled", "scheduled")
+    assert new.teacher_id == old.teacher_id and new.scheduled_start.hour == 14
+
+    await bot.say(sam, "/mysessions")
+    await bot.press(sam, "Cancel session")
+    question = fake.last_message(SAM_TG)
+    assert "Cancel your Calculus I session with Ada Lovelace" in (question.text or "")
+    await bot.press(sam, "Yes, cancel it")
+    assert "is cancelled. Ada Lovelace has been told." in (question.text or "")
+    assert [s.status for s in await sessions(pg)] == ["cancelled", "cancelled"]
+    await bot.deliver(sam.press_data(f"S:y:{new.id}"))  # again, from a stale button
+    assert fake.calls_to("answerCallbackQuery")[-1].params.get("text") == m.EXPIRED
