@@ -177,7 +177,10 @@ async def cancel(
         await repo.cancel_session(booked)
         other = booked.teacher_id if user_id == booked.student_id else booked.student_id
         assert other is not None
-        repo.add_job(booked.id, f"cancelled_by:{user_id}", now)  # the outbox tells both sides
+        # The outbox tells the other person in chat and sends both the calendar's CANCEL.
+        repo.add_job(booked.id, f"cancelled:chat:{other}", now)
+        for person in (booked.student_id, booked.teacher_id):
+            repo.add_job(booked.id, f"cancelled:email:{person}", now)
         return Cancelled(info, other)
 
 

@@ -431,12 +431,22 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
 
 
 def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
-    """Reminders still ahead of us; one already due at booking time would arrive too late."""
-    return [
-        (f"before_{_label(offset)}", row.start - offset)
-        for offset in (row.reminder_offsets if row.reminders else ())
+    """The outbox rows of a booking, one per recipient and message, so a retry repeats nothing.
+
+    Reminders before the start go to the student (when they asked for reminders) and to the ST;
+    one already due at booking time would arrive too late and is not written. At the start both
+    get the video room; the confirmation e-mail goes out at once.
+    """
+    recipients = ("student", "teacher") if row.reminders else ("teacher",)
+    jobs = [
+        (f"{who}:before_{_label(offset)}", row.start - offset)
+        for offset in row.reminder_offsets
+        for who in recipients
         if row.now is None or row.start - offset > row.now
     ]
+    jobs += [(f"{who}:start", row.start) for who in recipients]
+    jobs.append(("email:confirmation", row.now or row.start))
+    return jobs
 
 
 async def _write_followups(

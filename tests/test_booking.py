@@ -70,17 +70,22 @@ async def test_a_free_slot_is_booked_with_its_reminders_and_analytics_event(pg: 
         )
         assert booked.scheduled_start == SLOT
         assert booked.blocked_until == SLOT + timedelta(minutes=75)
-        jobs = (await session.scalars(select(ReminderJob).order_by(ReminderJob.due_at))).all()
-        assert [(j.kind, j.due_at) for j in jobs] == [
-            ("before_24h", SLOT - timedelta(hours=24)),
-            ("before_1h", SLOT - timedelta(hours=1)),
+        jobs = (await session.scalars(select(ReminderJob))).all()
+        assert sorted((j.due_at, j.kind) for j in jobs) == [
+            (NOW, "email:confirmation"),
+            (SLOT - timedelta(hours=24), "student:before_24h"),
+            (SLOT - timedelta(hours=24), "teacher:before_24h"),
+            (SLOT - timedelta(hours=1), "student:before_1h"),
+            (SLOT - timedelta(hours=1), "teacher:before_1h"),
+            (SLOT, "student:start"),
+            (SLOT, "teacher:start"),
         ]
         event = await session.scalar(select(AnalyticsEvent))
         assert event is not None
         assert (event.name, event.data) == ("booking_success", {"session_id": booked.id})
 
 
-async def test_reminders_off_writes_no_reminder_jobs(pg: Factory) -> None:
+async def test_reminders_off_writes_no_student_reminders(pg: Factory) -> None:
     world = await make_world(pg)
     request = request_for(world)
     outcome = await book(
@@ -89,7 +94,13 @@ async def test_reminders_off_writes_no_reminder_jobs(pg: Factory) -> None:
     )
     assert isinstance(outcome, Booked)
     async with pg() as session:
-        assert await session.scalar(select(func.count(ReminderJob.id))) == 0
+        kinds = sorted(await session.scalars(select(ReminderJob.kind)))
+        assert kinds == [
+            "email:confirmation",
+            "teacher:before_1h",
+            "teacher:before_24h",
+            "teacher:start",
+        ]
 
 
 async def test_a_slot_overlapping_the_sts_buffer_is_taken(pg: Factory) -> None:
