@@ -6,7 +6,9 @@ COPY bots bots
 COPY engine engine
 COPY storage storage
 COPY benchmarks benchmarks
-RUN pip install --no-cache-dir .
+COPY templates templates
+# Editable, so that engine/notify.py finds templates/ next to the packages.
+RUN pip install --no-cache-dir -e .
 ENV SERVE_HOST=0.0.0.0 SERVE_PORT=8080
 EXPOSE 8080
 CMD ["bookbot", "serve"]

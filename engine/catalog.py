@@ -46,9 +46,17 @@ def teacher_info(card: TeacherCard) -> TeacherInfo:
 
 
 class DbCatalog:
-    def __init__(self, repo: Repo, reminder_offsets: list[timedelta]) -> None:
+    def __init__(
+        self,
+        repo: Repo,
+        reminder_offsets: list[timedelta],
+        now: datetime,
+        nudge_after: timedelta = timedelta(hours=24),
+    ) -> None:
         self.repo = repo
         self.reminder_offsets = reminder_offsets
+        self.now = now
+        self.nudge_after = nudge_after
         self._cards: dict[tuple[int, int], TeacherCard | None] = {}
         self._rules: dict[int, list[WeeklyRule]] = {}
 
@@ -67,10 +75,17 @@ class DbCatalog:
         return await self.repo.is_enrolled(student_id, course_id)
 
     async def sessions_left(self, student_id: int, course_id: int) -> int:
+        """Sessions the student can still book: saved "Schedule Later" ones included."""
+        return await self._left(student_id, course_id, include_unscheduled=False)
+
+    async def _left(self, student_id: int, course_id: int, *, include_unscheduled: bool) -> int:
         course = await self.repo.course(course_id)
         if course is None:
             return 0
-        return course.session_count - await self.repo.counted_sessions(student_id, course_id)
+        used = await self.repo.counted_sessions(
+            student_id, course_id, include_unscheduled=include_unscheduled
+        )
+        return course.session_count - used
 
     async def teachers(self, course_id: int) -> list[TeacherInfo]:
         cards = await self.repo.active_teachers(course_id)
@@ -115,8 +130,11 @@ class DbCatalog:
             DateOverride(o.date, o.timezone, o.start_time, o.end_time)
             for o in await self.repo.overrides([teacher_id], low.date(), high.date())
         ]
+        # Busy time ends at each session's own blocked_until (its course's buffer); slots.py
+        # adds this course's buffer, so take it off here to land exactly on blocked_until.
+        buffer = timedelta(minutes=card.st.buffer_minutes)
         busy = await self.repo.teacher_busy([teacher_id], low, high)
-        st_busy = [Interval(s, e) for _, s, e in busy]
+        st_busy = [Interval(s, max(s, e - buffer)) for _, s, e in busy]
         student_busy = (
             [Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)]
             if student_id is not None
@@ -175,9 +193,10 @@ class DbCatalog:
         await self.repo.lock_user(student_id)
         if not await self.repo.is_enrolled(student_id, course_id):
             return NotEnrolled()
-        if await self.sessions_left(student_id, course_id) <= 0:
+        if await self._left(student_id, course_id, include_unscheduled=True) <= 0:
             return NoSessionsLeft()
         row = await self.repo.add_unscheduled_session(
             course_id=course_id, student_id=student_id, created_via=platform
         )
+        self.repo.add_job(row.id, "student:nudge", self.now + self.nudge_after)
         return ScheduledLater(row.id)

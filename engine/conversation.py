@@ -57,14 +57,18 @@ class ConversationService:
             user = await repo.user(user_id)
             if user is None:
                 raise LookupError(f"no user {user_id}")
+            now = self.clock()
             ctx = flow.Ctx(
                 catalog=DbCatalog(
-                    repo, [timedelta(minutes=m) for m in self.settings.reminder_offsets_minutes]
+                    repo,
+                    [timedelta(minutes=m) for m in self.settings.reminder_offsets_minutes],
+                    now,
+                    timedelta(hours=self.settings.schedule_later_nudge_hours),
                 ),
                 viewer=Viewer(
                     user.id, user.name, user.timezone, normalize_locale(user.locale), user.email
                 ),
-                now=self.clock(),
+                now=now,
                 platform=platform,
                 dashboard_url=self.settings.dashboard_url,
                 enroll_url=self.settings.enroll_url,

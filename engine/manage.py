@@ -22,7 +22,7 @@ ROOM_OPENS_BEFORE = timedelta(minutes=10)
 # Button data for managing booked sessions, apart from the wizard's nonce-bound actions:
 # "S:<op>:<id>" (uppercase S never starts wizard data). Validated again on arrival.
 OPS = {"j": "join", "c": "ask_cancel", "y": "cancel", "k": "keep", "r": "reschedule", "n": "now"}
-_MANAGE = re.compile(r"S:([jcykrn]):(\d{1,12})")
+_MANAGE = re.compile(r"S:([jcykrn]):(\d{1,9})")
 
 
 def manage_data(op: str, target_id: int) -> str:

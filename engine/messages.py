@@ -159,3 +159,8 @@ ROOM_TOO_EARLY: Final = "The video room opens {minutes} minutes before the sessi
 ROOM_READY: Final = "Your video room for {course} is ready."
 OPEN_ROOM: Final = "Open video room"
 SESSION_OVER: Final = "This session has ended."
+
+# Reminders (the outbox worker)
+REMINDER: Final = "⏰ Reminder: your {course} session with {name} starts {left} ({when})."
+STARTING: Final = "🎥 Your {course} session with {name} starts now ({when}). Join here:"
+NUDGE: Final = "You saved a {course} session to schedule later. Pick a time whenever you are ready."

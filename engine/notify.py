@@ -27,6 +27,7 @@ from icalendar import Calendar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from resend.exceptions import NoContentError, ResendError
+from resend.http_client_async import AsyncHTTPClient
 
 from engine import messages as m
 
@@ -46,11 +47,15 @@ RESEND_DEFAULT_URL = "https://api.resend.com"
 CANCELLED_TITLE = "Session cancelled"
 # Resend accepts idempotency keys of 1-256 characters and keeps them for 24 hours.
 _MAX_KEY_CHARS = 256
-_WHITESPACE = re.compile(r"\s+")
+# Line breaks and tabs only: babel puts no-break spaces (U+202F before "AM") in times, and the
+# subject must show `when` exactly as formatted for the recipient.
+_BREAKS = re.compile(r"[ \t\r\n\v\f\x1c-\x1f\x85\u2028\u2029]+")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_SUBJECT_CHARS = 200
 # 409 with this type: the same key is still being processed; retrying later is safe.
 _RETRYABLE_CONFLICT = "concurrent_idempotent_requests"
+# The SDK reports a missing httpx as a 500; it is configuration, and no retry will fix it.
+_NO_ASYNC_CLIENT = "AsyncClientNotConfigured"
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def _render(name: str, context: dict[str, Any]) -> tuple[str, str]:
 
 def _one_line(value: str) -> str:
     """Header-safe text: user input must not smuggle line breaks into Subject or To."""
-    return _WHITESPACE.sub(" ", value).strip()
+    return _BREAKS.sub(" ", value).strip(" ")
 
 
 def _subject(value: str) -> str:
@@ -284,7 +289,9 @@ def _classify(error: ResendError) -> EmailError:
     """
     status = _status(error.code)
     error_type = str(error.error_type)
-    if status is None:
+    if error_type == _NO_ASYNC_CLIENT:
+        retryable = False
+    elif status is None:
         retryable = True
     elif status == 409:
         retryable = error_type == _RETRYABLE_CONFLICT
@@ -312,6 +319,11 @@ class ResendSender:
             raise ValueError("api_key must not be empty")
         if not from_address or "@" not in from_address:
             raise ValueError(f"not a sender address: {from_address!r}")
+        if resend.default_async_http_client is None and not isinstance(
+            resend.default_http_client, AsyncHTTPClient
+        ):
+            # Fail at start-up, not on the first booking: send_async needs httpx.
+            raise RuntimeError("resend.Emails.send_async needs httpx: install resend[async]")
         self._api_key = api_key
         self._from = from_address
         base = api_url or os.environ.get("RESEND_API_URL") or RESEND_DEFAULT_URL
@@ -397,10 +409,12 @@ class OutboxFolderSender:
             )
         return message
 
-    def _write(self, path: Path, data: bytes) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
+    def _deliver(self, path: Path, email: EmailContent, idempotency_key: str) -> Path:
+        """Blocking file work, run in a thread so the event loop keeps serving chats."""
         if path.exists():
-            return
+            return path
+        data = self.build(email, idempotency_key=idempotency_key).as_bytes()
+        self._folder.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=self._folder, suffix=".tmp")
         try:
             with os.fdopen(descriptor, "wb") as handle:
@@ -408,17 +422,14 @@ class OutboxFolderSender:
                 handle.flush()
                 os.fsync(handle.fileno())
             try:
-                os.link(temporary, path)  # fails if a concurrent retry got there first
+                os.link(temporary, path)  # never replaces: a concurrent retry's file stays
             except FileExistsError:
                 pass
         finally:
             os.unlink(temporary)
+        return path
 
     async def send(self, email: EmailContent, *, idempotency_key: str) -> str:
         """Write the .eml unless this key was already written; return the file's path."""
         path = self.path_for(idempotency_key)
-        if path.exists():
-            return str(path)
-        data = self.build(email, idempotency_key=idempotency_key).as_bytes()
-        await asyncio.to_thread(self._write, path, data)
-        return str(path)
+        return str(await asyncio.to_thread(self._deliver, path, email, idempotency_key))

@@ -35,8 +35,8 @@ QUICK_OPTIONS = ("today", "tomorrow", "week", "next")
 
 # The argument each kind accepts; anything else is forged or corrupted.
 _ARG_PATTERNS: dict[Kind, str] = {
-    Kind.PICK_COURSE: r"\d{1,12}",
-    Kind.PICK_ST: r"\d{1,12}",
+    Kind.PICK_COURSE: r"\d{1,9}",  # ids fit PostgreSQL's int4 (forged data must not overflow)
+    Kind.PICK_ST: r"\d{1,9}",
     Kind.MONTH: r"\d{4}-(0[1-9]|1[0-2])",
     Kind.PICK_DATE: r"\d{4}-\d{2}-\d{2}",
     Kind.QUICK: "|".join(QUICK_OPTIONS),

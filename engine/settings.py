@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     jitsi_base_url: str = Field(
         default="https://meet.jit.si", description="Jitsi Meet server for on-demand video rooms."
     )
+    schedule_later_nudge_hours: float = Field(
+        default=24, description="After 'Schedule Later', nudge the student this much later."
+    )
+    resend_api_key: str | None = Field(
+        default=None, description="Resend API key; without it e-mails go to EMAIL_OUTBOX_DIR."
+    )
+    resend_api_url: str | None = Field(default=None, description="Resend API base URL (tests).")
+    email_from: str = Field(
+        default="Tutoring <bookings@tutoring.example.edu>", description="Sender of e-mails."
+    )
+    email_outbox_dir: str = Field(
+        default="outbox", description="Where e-mails are written as .eml files without an API key."
+    )
     serve_host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
     serve_port: int = Field(default=8080, description="`bookbot serve` listen port.")
 

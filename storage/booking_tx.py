@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal, cast
 
@@ -35,6 +35,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -182,15 +183,36 @@ def _overlaps_postgresql(element: overlaps, compiler: SQLCompiler, **kw: Any) ->
     return f"tstzrange({start}, {end}, '[)') && tstzrange({other_start}, {other_end}, '[)')"
 
 
+# A person is busy in either role: an ST can also be a student of another course.
 TEACHER_CLASH = exists().where(
-    Session.teacher_id == TEACHER,
     Session.status == ACTIVE,
-    overlaps(Session.scheduled_start, Session.blocked_until, START, BLOCKED_UNTIL, EARLIEST),
+    or_(
+        and_(
+            Session.teacher_id == TEACHER,
+            overlaps(
+                Session.scheduled_start, Session.blocked_until, START, BLOCKED_UNTIL, EARLIEST
+            ),
+        ),
+        and_(
+            Session.student_id == TEACHER,
+            overlaps(
+                Session.scheduled_start, Session.scheduled_end, START, BLOCKED_UNTIL, EARLIEST
+            ),
+        ),
+    ),
 )
 STUDENT_CLASH = exists().where(
-    Session.student_id == STUDENT,
     Session.status == ACTIVE,
-    overlaps(Session.scheduled_start, Session.scheduled_end, START, END, EARLIEST),
+    or_(
+        and_(
+            Session.student_id == STUDENT,
+            overlaps(Session.scheduled_start, Session.scheduled_end, START, END, EARLIEST),
+        ),
+        and_(
+            Session.teacher_id == STUDENT,
+            overlaps(Session.scheduled_start, Session.blocked_until, START, END, EARLIEST),
+        ),
+    ),
 )
 COUNT_LEFT = (
     select(func.count(Session.id))
@@ -386,6 +408,10 @@ async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
 
 
 async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
+    if row.start.tzinfo is None or row.end.tzinfo is None:
+        raise ValueError("booking times must be timezone-aware")
+    # SQLite keeps no zone: normalise to UTC so every engine stores the same instant.
+    row = replace(row, start=row.start.astimezone(UTC), end=row.end.astimezone(UTC))
     params: dict[str, Any] = {
         "p_student": row.student_id,
         "p_teacher": row.teacher_id,
@@ -397,8 +423,6 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
         "p_note": row.note,
         "p_via": row.created_via,
     }
-    if row.start.tzinfo is None or row.end.tzinfo is None:
-        raise ValueError("booking times must be timezone-aware")
     buffer = await lock_people(session, params)
     params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
     if row.replaces is not None:

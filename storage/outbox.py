@@ -77,9 +77,7 @@ def _held(job_id: int, attempt: int | None) -> ColumnElement[bool]:
     return held if attempt is None else and_(held, JOBS.c.attempts == attempt)
 
 
-async def _complete(
-    session: AsyncSession, job_id: int, attempt: int | None, **values: Any
-) -> bool:
+async def _complete(session: AsyncSession, job_id: int, attempt: int | None, **values: Any) -> bool:
     statement = (
         update(JOBS)
         .where(_held(job_id, attempt))

@@ -72,12 +72,21 @@ class Repo:
         )
         return list(rows)
 
-    async def counted_sessions(self, student_id: int, course_id: int) -> int:
+    async def counted_sessions(
+        self, student_id: int, course_id: int, *, include_unscheduled: bool = True
+    ) -> int:
+        """Sessions using up the course's `session_count`; a "Schedule Later" one can be left
+        out, because booking fills it in instead of taking a new one."""
+        statuses = [
+            s
+            for s in COUNTED_STATUSES
+            if include_unscheduled or s != SessionStatus.UNSCHEDULED.value
+        ]
         count = await self.session.scalar(
             select(func.count(Session.id)).where(
                 Session.student_id == student_id,
                 Session.course_id == course_id,
-                Session.status.in_(COUNTED_STATUSES),
+                Session.status.in_(statuses),
             )
         )
         return int(count or 0)
@@ -122,20 +131,30 @@ class Repo:
     async def teacher_busy(
         self, teacher_ids: Sequence[int], start: datetime, end: datetime
     ) -> list[tuple[int, datetime, datetime]]:
-        """Active sessions of the STs overlapping [start, end), as (teacher, start, end)."""
+        """The STs' active sessions overlapping [start, end) as (teacher, start, blocked until),
+        the buffer each was booked with included; and sessions they attend as students."""
         rows = await self.session.execute(
-            select(Session.teacher_id, Session.scheduled_start, Session.scheduled_end).where(
+            select(Session.teacher_id, Session.scheduled_start, Session.blocked_until).where(
                 Session.teacher_id.in_(teacher_ids),
                 Session.status.in_(ACTIVE_STATUSES),
                 Session.scheduled_start < end,
                 Session.blocked_until > start,
             )
         )
-        return [(t, s, e) for t, s, e in rows if t is not None and s and e]
+        as_students = await self.session.execute(
+            select(Session.student_id, Session.scheduled_start, Session.scheduled_end).where(
+                Session.student_id.in_(teacher_ids),
+                Session.status.in_(ACTIVE_STATUSES),
+                Session.scheduled_start < end,
+                Session.scheduled_end > start,
+            )
+        )
+        return [(t, s, e) for t, s, e in (*rows, *as_students) if t is not None and s and e]
 
     async def student_busy(
         self, student_id: int, start: datetime, end: datetime
     ) -> list[tuple[datetime, datetime]]:
+        """The student's active sessions, including any they teach (with the buffer)."""
         rows = await self.session.execute(
             select(Session.scheduled_start, Session.scheduled_end).where(
                 Session.student_id == student_id,
@@ -144,7 +163,15 @@ class Repo:
                 Session.scheduled_end > start,
             )
         )
-        return [(s, e) for s, e in rows if s and e]
+        teaching = await self.session.execute(
+            select(Session.scheduled_start, Session.blocked_until).where(
+                Session.teacher_id == student_id,
+                Session.status.in_(ACTIVE_STATUSES),
+                Session.scheduled_start < end,
+                Session.blocked_until > start,
+            )
+        )
+        return [(s, e) for s, e in (*rows, *teaching) if s and e]
 
     # --- the student's sessions --------------------------------------------------------------
     async def upcoming_sessions(self, student_id: int, now: datetime) -> list[Session]:

@@ -284,3 +284,57 @@ async def test_an_st_teaching_two_courses_is_one_calendar(pg: Factory) -> None:
         platform="slack",
     )
     assert await book(pg, chem) == SlotTaken()
+
+
+async def test_a_person_is_busy_in_both_roles(pg: Factory) -> None:
+    """Ada teaches Calculus and studies Chemistry: one calendar for both."""
+    world = await make_world(pg, teachers=1)
+    ada = world.teachers[0]
+    async with pg() as session, session.begin():
+        await enroll(session, ada, world.other_course)
+        chem_st = await add_teacher(session, world.other_course, "Zed Chem")
+    as_student = BookingRequest(
+        course_id=world.other_course.id,
+        student_id=ada.id,
+        teacher_id=chem_st.id,
+        start=SLOT,
+        end=SLOT + timedelta(hours=1),
+        reminders=False,
+        note=None,
+        platform="web",
+    )
+    assert isinstance(await book(pg, as_student), Booked)
+    assert await book(pg, request_for(world, start=SLOT + timedelta(minutes=30))) == SlotTaken()
+    # and the other way round: Ada, booked as an ST, cannot also attend a class then
+    later = SLOT + timedelta(hours=4)
+    assert isinstance(await book(pg, request_for(world, start=later)), Booked)
+    clash = BookingRequest(
+        **{**as_student.__dict__, "start": later, "end": later + timedelta(hours=1)}
+    )
+    assert await book(pg, clash) == StudentConflict()
+
+
+async def test_an_st_with_different_buffers_per_course_is_offered_only_bookable_slots(
+    pg: Factory,
+) -> None:
+    from engine.catalog import DbCatalog
+    from storage.repositories import Repo
+
+    world = await make_world(pg, teachers=1)
+    ada = world.teachers[0]
+    async with pg() as session, session.begin():
+        await session.execute(update(StudentTeacher).values(buffer_minutes=30))
+        session.add(
+            StudentTeacher(user_id=ada.id, course_id=world.other_course.id, buffer_minutes=0)
+        )
+        await enroll(session, world.student, world.other_course)
+        other = await add_user(session, "Other")
+        await enroll(session, other, world.course)
+    assert isinstance(await book(pg, request_for(world, student_id=other.id)), Booked)  # 10-11 +30
+    async with pg() as session:
+        catalog = DbCatalog(Repo(session), [], NOW)
+        slots = await catalog.free_slots(
+            world.other_course.id, ada.id, world.student.id, SLOT, SLOT + timedelta(hours=3), NOW
+        )
+    assert SLOT + timedelta(hours=1) not in slots  # 11:00 is inside the 30-minute buffer
+    assert SLOT + timedelta(minutes=90) in slots

@@ -473,3 +473,17 @@ async def test_the_eight_analytics_events_carry_exactly_the_spec_data(db: Factor
         platforms = [row.platform for row in rows]
         assert platforms.count("web") == 1  # book_elsewhere's own booking_success
         assert set(platforms) == {"test", "web"}
+
+
+async def test_a_saved_session_can_be_scheduled_when_it_is_the_courses_last(db: Factory) -> None:
+    world = await make_world(db, session_count=1)
+    chat = Chat(db, world.student.id)
+    await chat.start(course_id=world.course.id)
+    await chat.press("Schedule Later")
+    assert (await chat.press("Schedule now")).step == "choose_st"
+    await chat.press("Book with Ada Lovelace")
+    await chat.press("27")
+    await chat.press("10:00 AM")
+    assert (await chat.press("Book Session")).step == "success"
+    screen = await chat.start(course_id=world.course.id)
+    assert screen.step == "no_sessions_left"  # and now the course is used up

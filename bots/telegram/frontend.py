@@ -78,14 +78,16 @@ class TelegramFrontEnd:
         self.cutoff = timedelta(minutes=settings.change_cutoff_minutes)
 
     def register(self, app: TelegramApp) -> None:
-        app.add_handler(CommandHandler("start", self.start))
-        app.add_handler(CommandHandler("book", self.book))
-        app.add_handler(CommandHandler("mysessions", self.upcoming))
-        app.add_handler(CommandHandler("cancel", self.cancel))
-        app.add_handler(CommandHandler("help", self.help))
+        # Private chats only: a wizard is one person's, and edited messages are not new input.
+        private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+        app.add_handler(CommandHandler("start", self.start, filters=private))
+        app.add_handler(CommandHandler("book", self.book, filters=private))
+        app.add_handler(CommandHandler("mysessions", self.upcoming, filters=private))
+        app.add_handler(CommandHandler("cancel", self.cancel, filters=private))
+        app.add_handler(CommandHandler("help", self.help, filters=private))
         app.add_handler(CallbackQueryHandler(self.pressed))
-        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.typed))
-        app.add_handler(MessageHandler(filters.COMMAND, self.help))
+        app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, self.typed))
+        app.add_handler(MessageHandler(private & filters.COMMAND, self.help))
         app.add_error_handler(self.failed)
 
     # --- commands -------------------------------------------------------------------------
@@ -140,10 +142,12 @@ class TelegramFrontEnd:
         query = update.callback_query
         chat = update.effective_chat
         assert query is not None and chat is not None
-        user_id = await self._user(update, context)
-        if user_id is None:
+        if chat.type != chat.PRIVATE:
             await query.answer()
             return
+        user_id = await self._user(update, context)
+        if user_id is None:
+            return  # _user answered the press with how to link
         managed = parse_manage(query.data or "")
         if managed is not None:
             await self.on_manage(update, context, user_id, *managed)
@@ -315,12 +319,13 @@ class TelegramFrontEnd:
         """Draw a screen: edit the live message when a button of this chat's wizard was pressed,
         else move the wizard down to a fresh message (typed text, commands)."""
         bot = context.bot
-        main, extras = await self.accounts.messages(PLATFORM, str(chat_id))
         if screen.loading:
-            # Drawn while the booking transaction (holding this chat's row) runs: edit only.
-            if main is not None:
-                await self._edit(context, chat_id, main, render.text_of(screen), None)
+            # Drawn while the booking transaction holds this chat's row (and, on SQLite, the
+            # database): edit the pressed message without touching the database.
+            if pressed is not None:
+                await self._edit(context, chat_id, pressed, render.text_of(screen), None)
             return
+        main, extras = await self.accounts.messages(PLATFORM, str(chat_id))
         for message_id in extras:
             await self._quietly(bot.delete_message(chat_id, message_id))
         if pressed is not None and pressed != main and pressed not in extras:
@@ -386,7 +391,10 @@ class TelegramFrontEnd:
         """The ST hears about the booking on Telegram when they linked an account; best effort."""
         for notice in await booking_notices(self.factory, session_id):
             if notice.platform == PLATFORM:
-                await self._quietly(context.bot.send_message(int(notice.chat_id), notice.text))
+                try:
+                    await context.bot.send_message(int(notice.chat_id), notice.text)
+                except TelegramError:
+                    log.warning("could not tell the ST about session %s", session_id)
 
     @staticmethod
     async def _quietly(call: object) -> None:

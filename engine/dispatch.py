@@ -1,0 +1,267 @@
+"""What each outbox row sends, checked against the session as it is *now* (it may have moved).
+
+Job kinds (one recipient and one message each, so a retry repeats nothing else):
+`student:before_24h`, `teacher:before_1h`, ... reminders; `student:start` / `teacher:start` the
+video room at session time; `student:nudge` for "Schedule Later"; `email:confirmation`;
+`cancelled:chat:<user>` and `cancelled:email:<user>` after a cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from babel.dates import format_timedelta
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine import messages as m
+from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
+from engine.formatting import format_datetime_long, normalize_locale
+from engine.manage import ensure_room, manage_data
+from engine.notify import (
+    EmailContent,
+    EmailError,
+    EmailSender,
+    render_cancellation,
+    render_confirmation,
+)
+from engine.reminders import Outcome, Pacer, Retry, Sent, Skip
+from engine.senders import ChatSender, OutButton, OutMessage, SendError
+from engine.settings import Settings
+from engine.video import VideoProvider
+from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
+from storage.models import ChatIdentity, Course, Session, SessionStatus, User
+from storage.outbox import ClaimedJob
+from storage.repositories import Repo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Facts:
+    session: Session
+    course: Course
+    student: User
+    teacher: User | None
+    identities: dict[int, list[ChatIdentity]]
+
+
+class Dispatcher:
+    """The worker's JobHandler: builds each message in its recipient's zone and locale."""
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        senders: Sequence[ChatSender],
+        email: EmailSender | None,
+        video: VideoProvider,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.senders = {sender.platform: sender for sender in senders}
+        self.email = email
+        self.video = video
+        self.pacer = pacer or Pacer()
+
+    async def __call__(self, job: ClaimedJob, now: datetime) -> Outcome:
+        facts = await self._facts(job.session_id)
+        if facts is None:
+            return Skip("session no longer exists")
+        kind = job.kind
+        if kind == "email:confirmation":
+            return await self._confirmation(facts)
+        if kind.startswith("cancelled:"):
+            channel, user_id = kind.split(":")[1], int(kind.split(":")[2])
+            if channel == "email":
+                return await self._cancellation_email(facts, user_id)
+            return await self._cancellation_chat(facts, user_id)
+        who, what = kind.split(":", 1)
+        recipient = facts.student if who == "student" else facts.teacher
+        if recipient is None:
+            return Skip("no recipient")
+        if what == "nudge":
+            return await self._nudge(facts, recipient)
+        if facts.session.status != SessionStatus.SCHEDULED.value:
+            return Skip(f"session is {facts.session.status}")
+        start, end = facts.session.scheduled_start, facts.session.scheduled_end
+        assert start is not None and end is not None
+        if what == "start":
+            if now >= end:
+                return Skip("session already over")
+            url = await ensure_room(self.factory, facts.session.id, self.video)
+            if url is None:
+                return Skip("session no longer scheduled")
+            return await self._chat(facts, recipient, self._starting(facts, recipient, url))
+        if now >= start:
+            log.info("reminder %s for session %s skipped: already started", kind, job.session_id)
+            return Skip("session already started")
+        return await self._chat(facts, recipient, self._reminder(facts, recipient, now))
+
+    # --- messages ---------------------------------------------------------------------------
+    def _when(self, facts: Facts, user: User) -> str:
+        assert facts.session.scheduled_start is not None
+        return format_datetime_long(
+            facts.session.scheduled_start, user.timezone, normalize_locale(user.locale)
+        )
+
+    def _other(self, facts: Facts, user: User) -> str:
+        if facts.teacher is None or user.id == facts.teacher.id:
+            return facts.student.name
+        return facts.teacher.name
+
+    def _reminder(self, facts: Facts, user: User, now: datetime) -> OutMessage:
+        assert facts.session.scheduled_start is not None
+        left = format_timedelta(
+            facts.session.scheduled_start - now,
+            add_direction=True,
+            locale=normalize_locale(user.locale),
+        )
+        text = m.REMINDER.format(
+            course=facts.course.title,
+            name=self._other(facts, user),
+            left=left,
+            when=self._when(facts, user),
+        )
+        sid = facts.session.id
+        row = [OutButton(m.JOIN, manage_data("j", sid))]
+        if user.id == facts.student.id:
+            row.append(OutButton(m.RESCHEDULE, manage_data("r", sid)))
+        row.append(OutButton(m.CANCEL_SESSION, manage_data("c", sid)))
+        return OutMessage(text, (tuple(row),))
+
+    def _starting(self, facts: Facts, user: User, url: str) -> OutMessage:
+        text = m.STARTING.format(
+            course=facts.course.title, name=self._other(facts, user), when=self._when(facts, user)
+        )
+        return OutMessage(text, ((OutButton(m.OPEN_ROOM, url=url),),))
+
+    async def _nudge(self, facts: Facts, user: User) -> Outcome:
+        if facts.session.status != SessionStatus.UNSCHEDULED.value:
+            return Skip("already scheduled or cancelled")
+        text = m.NUDGE.format(course=facts.course.title)
+        button = OutButton(m.SCHEDULE_NOW, manage_data("n", facts.course.id))
+        return await self._chat(facts, user, OutMessage(text, ((button,),)))
+
+    async def _cancellation_chat(self, facts: Facts, user_id: int) -> Outcome:
+        user = facts.student if user_id == facts.student.id else facts.teacher
+        if user is None:
+            return Skip("no recipient")
+        who = facts.teacher.name if facts.teacher and user is facts.student else facts.student.name
+        text = m.OTHER_CANCELLED.format(
+            who=who, course=facts.course.title, when=self._when(facts, user)
+        )
+        return await self._chat(facts, user, OutMessage(text))
+
+    # --- delivery ---------------------------------------------------------------------------
+    async def _chat(self, facts: Facts, user: User, message: OutMessage) -> Outcome:
+        chats = [
+            (self.senders[i.platform], i.chat_id)
+            for i in facts.identities.get(user.id, [])
+            if i.platform in self.senders and i.chat_id
+        ]
+        if not chats:
+            return Skip("no linked chat account")
+        for sender, chat_id in chats:
+            await self.pacer.wait(f"{sender.platform}:{chat_id}")
+            try:
+                await sender.send(chat_id, message)
+            except SendError as error:
+                if error.permanent:
+                    return Skip(f"{sender.platform}: {error}")
+                if error.retry_after is not None:
+                    self.pacer.pause(error.retry_after)
+                    return Retry(timedelta(seconds=error.retry_after), str(error))
+                return Retry(None, str(error))
+        return Sent()
+
+    async def _confirmation(self, facts: Facts) -> Outcome:
+        booked, student, teacher, course = facts.session, facts.student, facts.teacher, facts.course
+        if self.email is None or not student.email or teacher is None:
+            return Skip("no e-mail sender or address")
+        assert booked.scheduled_start is not None
+        if booked.status != SessionStatus.SCHEDULED.value:
+            return Skip(f"session is {booked.status}")
+        event = self._event(facts)
+        content = render_confirmation(
+            recipient_name=student.name,
+            recipient_email=student.email,
+            course=course.title,
+            teacher=teacher.name,
+            when=self._when(facts, student),
+            minutes=course.session_minutes,
+            note=booked.note,
+            reminders=booked.reminders,
+            google_url=google_calendar_url(event),
+            outlook_url=outlook_calendar_url(event),
+            dashboard_url=self.settings.dashboard_url,
+            ics=ics(event, stamp=booked.created_at),  # same bytes on every retry
+        )
+        return await self._deliver(content, f"session-{booked.id}-confirmation-{booked.sequence}")
+
+    async def _cancellation_email(self, facts: Facts, user_id: int) -> Outcome:
+        user = facts.student if user_id == facts.student.id else facts.teacher
+        if self.email is None or user is None or not user.email or facts.teacher is None:
+            return Skip("no e-mail sender or address")
+        event = self._event(facts)
+        content = render_cancellation(
+            recipient_name=user.name,
+            recipient_email=user.email,
+            course=facts.course.title,
+            teacher=facts.teacher.name,
+            when=self._when(facts, user),
+            ics=ics(event, method="CANCEL", stamp=facts.session.created_at),
+        )
+        key = f"session-{facts.session.id}-cancel-{facts.session.sequence}-{user.id}"
+        return await self._deliver(content, key)
+
+    async def _deliver(self, content: EmailContent, key: str) -> Outcome:
+        """The idempotency key makes a retried job safe: the provider sends once per key."""
+        assert self.email is not None
+        try:
+            await self.email.send(content, idempotency_key=key)
+        except EmailError as error:
+            if not error.retryable:
+                return Skip(f"e-mail refused: {error}")
+            after = timedelta(seconds=error.retry_after) if error.retry_after else None
+            return Retry(after, str(error))
+        return Sent()
+
+    def _event(self, facts: Facts) -> CalendarEvent:
+        """The invite as the booking sent it, at the session's current SEQUENCE."""
+        booked, course, teacher, student = facts.session, facts.course, facts.teacher, facts.student
+        assert teacher is not None and booked.scheduled_start is not None
+        event = calendar_event(
+            CourseInfo(
+                course.id, course.slug, course.title, course.session_count, course.session_minutes
+            ),
+            TeacherInfo(
+                teacher.id, teacher.name, teacher.avatar, teacher.timezone, True, 0, teacher.email
+            ),
+            booked.scheduled_start,
+            booked.id,
+            booked.reminders,
+            booked.note,
+            Viewer(student.id, student.name, student.timezone, student.locale, student.email),
+        )
+        return replace(event, sequence=booked.sequence)
+
+    async def _facts(self, session_id: int) -> Facts | None:
+        async with self.factory() as db:
+            repo = Repo(db)
+            booked = await repo.session_by_id(session_id)
+            if booked is None:
+                return None
+            course = await repo.course(booked.course_id)
+            student = await repo.user(booked.student_id)
+            teacher = await repo.user(booked.teacher_id) if booked.teacher_id else None
+            assert course is not None and student is not None
+            identities = {
+                user.id: await repo.identities_of(user.id)
+                for user in (student, teacher)
+                if user is not None
+            }
+            return Facts(booked, course, student, teacher, identities)

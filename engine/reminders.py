@@ -1,0 +1,281 @@
+"""The reminder worker: send each due outbox job once, however many workers run.
+
+A pass claims a batch under a lease in one short transaction, sends outside any transaction (a
+slow platform must not hold row locks), then records each outcome in its own transaction, fenced
+by the claim's attempt number so that a worker whose lease ran out cannot overwrite the worker
+that re-claimed the job. A worker killed mid-batch loses nothing: its unfinished jobs become
+claimable again when the lease expires. The one unavoidable duplicate is a message that went out
+just before its worker died, before the outcome was written; cancellation itself still writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage import outbox
+from storage.outbox import ClaimedJob
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ClaimedJob",
+    "JobHandler",
+    "Outcome",
+    "Pacer",
+    "Retry",
+    "Sent",
+    "Skip",
+    "Worker",
+    "WorkerSettings",
+    "backoff",
+]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The reminder reached the platform."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to send any more (session cancelled or moved, reminders off, no linked chat)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again later: `after` is the platform's retry_after (HTTP 429); None means backoff."""
+
+    after: timedelta | None
+    error: str
+
+
+Outcome = Sent | Skip | Retry
+
+
+class JobHandler(Protocol):
+    """Sends one reminder; checks the session's current state first, as it may have changed."""
+
+    async def __call__(self, job: ClaimedJob, now: datetime) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    batch: int = 50
+    lease: timedelta = timedelta(minutes=2)
+    max_attempts: int = 8
+    base_backoff: timedelta = timedelta(seconds=30)
+    max_backoff: timedelta = timedelta(hours=1)
+    idle_sleep: float = 2.0
+    jitter: float = 0.2  # a retry waits up to this fraction less than the plain backoff
+
+
+def backoff(
+    attempts: int, settings: WorkerSettings, rand: Callable[[], float] = random.random
+) -> timedelta:
+    """Doubling delays, capped, with jitter so that jobs failing together do not retry together."""
+    exponent = min(max(attempts - 1, 0), 40)
+    delay = min(settings.max_backoff, settings.base_backoff * (1 << exponent))
+    return delay * (1 - settings.jitter * rand())
+
+
+def session_chat_key(job: ClaimedJob) -> str:
+    """Pacing key when the recipient's chat is not known before sending: one per session."""
+    return f"session:{job.session_id}"
+
+
+class Pacer:
+    """Platform rate limits in process: `per_second` sends overall, one per chat per interval.
+
+    Telegram allows about 30 messages a second per bot and one a second per chat; a 429 carries
+    `retry_after`, which `pause` applies to every send, as Telegram expects.
+    """
+
+    MAX_TRACKED_CHATS = 4096
+
+    def __init__(
+        self,
+        per_second: float = 30.0,
+        per_chat_interval: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if per_second <= 0 or per_chat_interval < 0:
+            raise ValueError("per_second must be positive and per_chat_interval not negative")
+        self._gap = 1.0 / per_second
+        self._chat_gap = per_chat_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._next_any = float("-inf")
+        self._next_chat: dict[str, float] = {}
+        self._paused_until = float("-inf")
+
+    async def wait(self, chat_key: str) -> None:
+        """Return when a send to `chat_key` is allowed, and count it as sent."""
+        while True:
+            now = self._clock()
+            start = max(
+                self._paused_until, self._next_any, self._next_chat.get(chat_key, float("-inf"))
+            )
+            if start <= now:
+                self._next_any = now + self._gap
+                self._next_chat[chat_key] = now + self._chat_gap
+                self._forget_idle_chats(now)
+                return
+            await self._sleep(start - now)  # then look again: a pause or another send may win
+
+    def pause(self, seconds: float) -> None:
+        """Hold every send for `seconds` (a 429's retry_after); never shortens a longer pause."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _forget_idle_chats(self, now: float) -> None:
+        if len(self._next_chat) > self.MAX_TRACKED_CHATS:
+            self._next_chat = {key: at for key, at in self._next_chat.items() if at > now}
+
+
+class Worker:
+    """Claims due reminder jobs and hands each to `handler`; run several for throughput."""
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        handler: JobHandler,
+        settings: WorkerSettings,
+        clock: Callable[[], datetime] = utc_now,
+        pacer: Pacer | None = None,
+        *,
+        chat_key: Callable[[ClaimedJob], str] = session_chat_key,
+    ) -> None:
+        self.factory = factory
+        self.handler = handler
+        self.settings = settings
+        self.clock = clock
+        self.pacer = pacer
+        self.chat_key = chat_key
+        self._stop: asyncio.Event | None = None
+
+    async def run_once(self) -> int:
+        """One pass: claim a batch, handle it, record each outcome. Returns the jobs finished."""
+        claimed_at = self.clock()
+        async with self.factory() as session, session.begin():
+            jobs = await outbox.claim_due(
+                session, now=claimed_at, limit=self.settings.batch, lease=self.settings.lease
+            )
+        # Past half the lease, stop starting sends: another worker may soon take these jobs.
+        deadline = claimed_at + self.settings.lease / 2
+        for done, job in enumerate(jobs):
+            if job.attempts > self.settings.max_attempts:  # its workers kept dying or stalling
+                await self._record(job, Retry(None, "lease expired on every attempt"))
+                continue
+            if not self._may_start(deadline):
+                await self._release(jobs[done:])
+                return done
+            if self.pacer is not None:
+                await self.pacer.wait(self.chat_key(job))
+                if not self._may_start(deadline):  # the pacer may have held us a long time
+                    await self._release(jobs[done:])
+                    return done
+            outcome = await self._handle(job)
+            await self._record_even_if_cancelled(job, outcome)
+        return len(jobs)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Pass after pass until `stop`; an idle or failed pass sleeps `idle_sleep` first."""
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                try:
+                    finished = await self.run_once()
+                except Exception:  # database away, say: keep the worker alive and try again
+                    log.exception(
+                        "reminder pass failed; next try in %.1f s", self.settings.idle_sleep
+                    )
+                    finished = 0
+                if finished == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.settings.idle_sleep)
+        finally:
+            self._stop = None
+
+    def _may_start(self, deadline: datetime) -> bool:
+        return self.clock() < deadline and not (self._stop is not None and self._stop.is_set())
+
+    async def _handle(self, job: ClaimedJob) -> Outcome:
+        try:
+            return await self.handler(job, self.clock())
+        except Exception as error:  # a bug or an outage in one send must not stop the worker
+            log.exception("reminder job %s (%s) raised; retrying with backoff", job.id, job.kind)
+            return Retry(None, f"{type(error).__name__}: {error}")
+
+    async def _record_even_if_cancelled(self, job: ClaimedJob, outcome: Outcome) -> None:
+        """The message is out: write that down before a cancellation stops the worker."""
+        write = asyncio.ensure_future(self._record(job, outcome))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            try:
+                await write
+            except Exception:
+                log.exception("could not record the outcome of reminder job %s", job.id)
+            raise
+
+    async def _record(self, job: ClaimedJob, outcome: Outcome) -> None:
+        now = self.clock()
+        fence = job.attempts
+        async with self.factory() as session, session.begin():
+            if isinstance(outcome, Sent):
+                applied = await outbox.mark_sent(session, job.id, now=now, attempt=fence)
+            elif isinstance(outcome, Skip):
+                applied = await outbox.mark_skipped(
+                    session, job.id, reason=outcome.reason, attempt=fence
+                )
+            elif job.attempts >= self.settings.max_attempts:
+                applied = await outbox.mark_failed(
+                    session, job.id, error=outcome.error, attempt=fence
+                )
+                log.error(
+                    "reminder job %s (%s, session %s) failed after %d attempts: %s",
+                    job.id,
+                    job.kind,
+                    job.session_id,
+                    job.attempts,
+                    outcome.error,
+                )
+            else:
+                if outcome.after is not None and self.pacer is not None:
+                    self.pacer.pause(outcome.after.total_seconds())
+                delay = (
+                    max(outcome.after, timedelta(0))
+                    if outcome.after is not None
+                    else backoff(job.attempts, self.settings)
+                )
+                applied = await outbox.retry_later(
+                    session, job.id, at=now + delay, error=outcome.error, attempt=fence
+                )
+        if not applied:
+            log.warning(
+                "reminder job %s was cancelled or re-claimed meanwhile; %s not recorded",
+                job.id,
+                type(outcome).__name__,
+            )
+
+    async def _release(self, jobs: Sequence[ClaimedJob]) -> None:
+        async with self.factory() as session, session.begin():
+            for job in jobs:
+                await outbox.release(session, job.id, attempt=job.attempts)

@@ -1,0 +1,41 @@
+"""The one interface through which the engine sends chat messages outside a conversation.
+
+Reminders, nudges and notices go through a ChatSender per platform; a Slack sender implements
+the same two things without touching the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutButton:
+    label: str
+    data: str | None = None  # pressed: comes back to the bot (engine.manage button data)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    text: str
+    buttons: tuple[tuple[OutButton, ...], ...] = ()
+
+
+class SendError(Exception):
+    """`retry_after`: the platform asked us to wait (HTTP 429); `permanent`: retrying cannot help
+    (the person blocked the bot, the chat is gone)."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class ChatSender(Protocol):
+    platform: str
+
+    async def send(self, chat_id: str, message: OutMessage) -> None: ...
