@@ -15,7 +15,7 @@ from engine.accounts import Accounts
 from engine.conversation import ConversationService, utc_now
 from engine.formatting import normalize_locale
 from engine.links import SOURCES
-from engine.settings import get_settings
+from engine.settings import get_settings, insecure_defaults
 from storage.db import make_engine, make_sessionmaker
 from storage.demo_data import load_demo
 from storage.migrate import upgrade
@@ -66,6 +66,9 @@ async def run_telegram(*, webhook: bool) -> None:
     from bots.telegram.app import build_application, run_polling, run_webhook
 
     settings = get_settings()
+    unsafe = insecure_defaults(settings, webhook=webhook)
+    if unsafe:
+        raise SystemExit(f"set {' and '.join(unsafe)}: the development defaults are public")
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)

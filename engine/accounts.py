@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,9 +28,11 @@ class Accounts:
         """Verify a deep-link payload and link this chat account to the user it names.
 
         Raises LinkError; a signed link naming a user or course that no longer exists is
-        "malformed" too, so the chat says the same thing for every unusable link.
+        "malformed" too. A link is a bearer token, so it links only the first chat account that
+        opens it ("used" for any other): a forwarded link cannot sign someone else in.
         """
         claims = verify(payload, self.settings.link_secret, now)
+        digest = hashlib.sha256(payload.encode()).hexdigest()
         async with self.factory() as session, session.begin():
             repo = Repo(session)
             if (
@@ -37,6 +40,8 @@ class Accounts:
                 or await repo.course(claims.course_id) is None
             ):
                 raise LinkError("malformed")
+            if not await repo.claim_link(digest, platform, external_id):
+                raise LinkError("used")
             await repo.link_identity(platform, external_id, claims.user_id, chat_id)
         return claims
 

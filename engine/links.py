@@ -71,12 +71,16 @@ _MAX_U64 = 2**64 - 1
 _MAX_U32 = 2**32 - 1
 
 
+# "used": already opened from another chat account (links are bearer tokens: one account each)
+LinkFailure = Literal["malformed", "bad_signature", "expired", "used"]
+
+
 class LinkError(Exception):
     """A payload that must not be honoured; `reason` says why, for logs and the user's reply."""
 
-    def __init__(self, reason: Literal["malformed", "bad_signature", "expired"]) -> None:
+    def __init__(self, reason: LinkFailure) -> None:
         super().__init__(reason)
-        self.reason: Literal["malformed", "bad_signature", "expired"] = reason
+        self.reason: LinkFailure = reason
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,10 @@ LINK_INVALID: Final = (
 LINK_EXPIRED: Final = (
     "This link has expired. Open “Book a Session” on the tutoring website to get a new one."
 )
+LINK_USED: Final = (
+    "This link was already opened from another Telegram account. Open “Book a Session” on the "
+    "tutoring website yourself to get your own link."
+)
 NOT_LINKED: Final = (
     "Your Telegram account is not linked yet. Open “Book a Session” on the tutoring website "
     "and tap the Telegram button: that links this chat to your account."

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
         description="Course page where a student enrolls; {slug} is the course slug.",
     )
     link_secret: str = Field(
-        default="local-development-secret",
+        default="local-development-secret",  # `bookbot telegram`/`serve` refuse it
         description="HMAC secret shared with the web platform for signed deep links.",
     )
     link_ttl_hours: int = Field(default=72, description="How long a minted deep link is valid.")
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         default=None, description="Public HTTPS URL of /telegram for `bookbot serve`."
     )
     telegram_webhook_secret: str = Field(
-        default="change-me-webhook-secret",
+        default="change-me-webhook-secret",  # `bookbot serve` refuses it
         pattern=r"^[A-Za-z0-9_-]{1,256}$",
         description="Checked against X-Telegram-Bot-Api-Secret-Token on every webhook call.",
     )
@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     )
     serve_host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
     serve_port: int = Field(default=8080, description="`bookbot serve` listen port.")
+
+
+DEV_LINK_SECRET = "local-development-secret"
+DEV_WEBHOOK_SECRET = "change-me-webhook-secret"
+
+
+def insecure_defaults(settings: Settings, *, webhook: bool) -> list[str]:
+    """Secrets still at their development defaults: with them anyone could act as any user."""
+    found = ["LINK_SECRET"] if settings.link_secret == DEV_LINK_SECRET else []
+    if webhook and settings.telegram_webhook_secret == DEV_WEBHOOK_SECRET:
+        found.append("TELEGRAM_WEBHOOK_SECRET")
+    return found
 
 
 @lru_cache(maxsize=1)

@@ -265,3 +265,14 @@ class AnalyticsEvent(Base):
     platform: Mapped[str | None] = mapped_column(String(16))
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+
+
+class LinkUse(Base):
+    """Which chat account opened a deep link first: a forwarded link cannot log in someone else."""
+
+    __tablename__ = "link_uses"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())

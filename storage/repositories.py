@@ -24,6 +24,7 @@ from storage.models import (
     Conversation,
     Course,
     Enrollment,
+    LinkUse,
     ProcessedUpdate,
     ReminderJob,
     Session,
@@ -269,6 +270,20 @@ class Repo:
             found.chat_id = chat_id or found.chat_id
         await self.session.flush()
         return found
+
+    async def claim_link(self, digest: str, platform: str, external_id: str) -> bool:
+        """True when this chat account is the first (or the same) to open the link."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(LinkUse(digest=digest, platform=platform, external_id=external_id))
+        except IntegrityError:
+            first = (
+                await self.session.execute(
+                    select(LinkUse.platform, LinkUse.external_id).where(LinkUse.digest == digest)
+                )
+            ).first()
+            return first is not None and tuple(first) == (platform, external_id)
+        return True
 
     async def identities_of(self, user_id: int) -> list[ChatIdentity]:
         rows = await self.session.scalars(

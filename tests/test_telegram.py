@@ -558,3 +558,29 @@ async def test_mysessions_buttons_join_reschedule_and_cancel(
     assert [s.status for s in await sessions(pg)] == ["cancelled", "cancelled"]
     await bot.deliver(sam.press_data(f"S:y:{new.id}"))  # again, from a stale button
     assert fake.calls_to("answerCallbackQuery")[-1].params.get("text") == m.EXPIRED
+
+
+async def test_a_forwarded_link_cannot_sign_in_another_telegram_account(
+    bot: Bot, fake: FakeTelegram, pg: Factory
+) -> None:
+    world = await make_world(pg)
+    link = payload(world)
+    sam, eve = fake.user(SAM_TG, "Sam"), fake.user(RIVAL_TG, "Eve")
+    await bot.say(sam, f"/start {link}")
+    await bot.say(sam, f"/start {link}")  # Sam may open his own link again
+    assert "Step 1 of 4" in wizard(fake, SAM_TG)
+    await bot.say(eve, f"/start {link}")
+    assert fake.last_message(RIVAL_TG).text == m.LINK_USED
+    async with pg() as session:
+        linked = (await session.scalars(select(ChatIdentity.external_id))).all()
+    assert linked == [str(SAM_TG)]
+
+
+def test_the_bot_refuses_to_start_with_the_development_secrets() -> None:
+    from engine.settings import insecure_defaults
+
+    assert insecure_defaults(Settings(), webhook=True) == [
+        "LINK_SECRET",
+        "TELEGRAM_WEBHOOK_SECRET",
+    ]
+    assert insecure_defaults(Settings(link_secret="s3cret"), webhook=False) == []

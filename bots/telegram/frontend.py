@@ -104,7 +104,9 @@ class TelegramFrontEnd:
                 PLATFORM, str(tg_user.id), str(chat.id), context.args[0], self.clock()
             )
         except LinkError as error:
-            text = m.LINK_EXPIRED if error.reason == "expired" else m.LINK_INVALID
+            text = {"expired": m.LINK_EXPIRED, "used": m.LINK_USED}.get(
+                error.reason, m.LINK_INVALID
+            )
             await self._say(context, chat.id, text)
             return
         event = flow.Start(
