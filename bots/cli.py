@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
     telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
     telegram.add_argument("--polling", action="store_true", required=True)
-    sub.add_parser("serve", help="run the Telegram bot behind its webhook (aiohttp)")
+    sub.add_parser("serve", help="run the Telegram webhook (aiohttp) and the outbox worker")
+    sub.add_parser("worker", help="send due reminders, room links, e-mails and notices")
     link = sub.add_parser("link", help="mint a signed Telegram deep link for local use")
     link.add_argument("--user-id", type=int, required=True, help="platform user (the student)")
     link.add_argument("--course", required=True, help="course slug")
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command in ("telegram", "serve"):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         asyncio.run(run_telegram(webhook=args.command == "serve"))
+    elif args.command == "worker":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        asyncio.run(run_worker_command())
     elif args.command == "link":
         print(asyncio.run(mint_link(args.user_id, args.course, args.st, args.source)))
     return 0
@@ -72,8 +76,26 @@ async def run_telegram(*, webhook: bool) -> None:
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)
-        app = build_application(settings, make_sessionmaker(engine), webhook=webhook)
-        await (run_webhook(app, settings) if webhook else run_polling(app))
+        factory = make_sessionmaker(engine)
+        app = build_application(settings, factory, webhook=webhook)
+        await (run_webhook(app, settings, factory) if webhook else run_polling(app))
+    finally:
+        await engine.dispose()
+
+
+async def run_worker_command() -> None:
+    from bots.telegram.app import wait_for_stop
+    from bots.worker import run_worker
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_worker(settings, make_sessionmaker(engine), stop))
+        await wait_for_stop()
+        stop.set()
+        await task
     finally:
         await engine.dispose()
 

@@ -99,7 +99,18 @@ class Dispatcher:
         if now >= start:
             log.info("reminder %s for session %s skipped: already started", kind, job.session_id)
             return Skip("session already started")
+        if self._superseded(what, start, now):
+            log.info("reminder %s for session %s skipped: a later one is due", kind, job.session_id)
+            return Skip("a later reminder is already due")
         return await self._chat(facts, recipient, self._reminder(facts, recipient, now))
+
+    def _superseded(self, what: str, start: datetime, now: datetime) -> bool:
+        """A late worker sends only the latest due reminder, not the 24 h one an hour before."""
+        own = _offset(what)
+        return any(
+            timedelta(minutes=minutes) < own and now >= start - timedelta(minutes=minutes)
+            for minutes in self.settings.reminder_offsets_minutes
+        )
 
     # --- messages ---------------------------------------------------------------------------
     def _when(self, facts: Facts, user: User) -> str:
@@ -265,3 +276,11 @@ class Dispatcher:
                 if user is not None
             }
             return Facts(booked, course, student, teacher, identities)
+
+
+def _offset(what: str) -> timedelta:
+    """ "before_24h" -> 24 h, "before_90m" -> 90 min (the labels booking_tx writes)."""
+    label = what.removeprefix("before_")
+    if label.endswith("h"):
+        return timedelta(hours=int(label[:-1]))
+    return timedelta(minutes=int(label.removesuffix("m")))

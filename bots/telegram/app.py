@@ -101,7 +101,13 @@ async def run_polling(app: TelegramApp) -> None:
         await app.stop()
 
 
-async def run_webhook(app: TelegramApp, settings: Settings) -> None:
+async def run_webhook(
+    app: TelegramApp, settings: Settings, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """The webhook and the outbox worker in one process (the worker uses the app's bot)."""
+    from bots.worker import build_worker
+
+    stop = asyncio.Event()
     async with app:
         await register_commands(app)
         await app.start()
@@ -115,9 +121,12 @@ async def run_webhook(app: TelegramApp, settings: Settings) -> None:
         await runner.setup()
         site = web.TCPSite(runner, settings.serve_host, settings.serve_port)
         await site.start()
+        worker = asyncio.create_task(build_worker(settings, factory, app.bot).run_forever(stop))
         log.info("serving on %s:%s", settings.serve_host, settings.serve_port)
         try:
             await wait_for_stop()
         finally:
+            stop.set()
+            await worker
             await runner.cleanup()
             await app.stop()
