@@ -242,7 +242,7 @@ RELEASE = (
         SESSIONS.c.status == ACTIVE,
     )
     .values(status=CANCELLED, sequence=SESSIONS.c.sequence + 1)
-    .returning(SESSIONS.c.id)
+    .returning(SESSIONS.c.id, SESSIONS.c.teacher_id)
 )
 DROP_JOBS = (
     update(REMINDER_JOBS)
@@ -427,9 +427,21 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
     params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
     if row.replaces is not None:
         params["p_replaces"] = row.replaces
-        if (await session.execute(RELEASE, params)).first() is None:
+        released = (await session.execute(RELEASE, params)).first()
+        if released is None:
             return TxResult(reason="not_reschedulable")
         await session.execute(DROP_JOBS, params)
+        # The old time's calendar entries are cancelled and its ST is told, as for a cancel.
+        old_teacher = released[1]
+        notices = [f"cancelled:email:{row.student_id}", f"cancelled:email:{old_teacher}"]
+        notices.append(f"cancelled:chat:{old_teacher}")
+        await session.execute(
+            ADD_JOBS,
+            [
+                {"session_id": row.replaces, "kind": kind, "due_at": row.now or row.start}
+                for kind in notices
+            ],
+        )
     if not row.start < row.end or params["p_blocked_until"] - row.start >= MAX_SPAN:
         raise ValueError(f"a session must last between 0 and {MAX_SPAN} with its buffer")
     written = statements(guard)

@@ -70,7 +70,8 @@ async def test_the_room_opens_shortly_before_the_start_and_both_people_get_the_s
     teacher = await manage.join(pg, booked.session_id, world.teachers[0].id, at_start, jitsi)
     assert isinstance(student, manage.RoomReady) and isinstance(teacher, manage.RoomReady)
     assert student.url == teacher.url and student.url.startswith("https://meet.example.edu/")
-    assert len(student.url.rsplit("-", 1)[1]) >= 20  # unguessable
+    token = student.url.split(f"/Tutoring-{booked.session_id}-", 1)[1]
+    assert len(token) >= 20  # 128 random bits: unguessable
     stranger = await manage.join(pg, booked.session_id, world.teachers[1].id, at_start, jitsi)
     assert isinstance(stranger, manage.Unavailable)
     over = await manage.join(
@@ -156,6 +157,20 @@ async def test_rescheduling_releases_the_old_slot_only_when_the_new_one_is_booke
     assert isinstance(moved, Booked)
     assert await status(pg, old.session_id) == "cancelled"
     assert await status(pg, moved.session_id) == "scheduled"
+    async with pg() as session:
+        old_jobs = await session.scalars(
+            select(ReminderJob.kind).where(
+                ReminderJob.session_id == old.session_id, ReminderJob.status == "pending"
+            )
+        )
+        teacher = world.teachers[0].id
+        assert sorted(old_jobs) == sorted(
+            [
+                f"cancelled:chat:{teacher}",
+                f"cancelled:email:{teacher}",
+                f"cancelled:email:{world.student.id}",
+            ]
+        )
 
 
 async def test_a_reschedule_into_a_slot_taken_a_moment_earlier_leaves_the_original_intact(

@@ -191,3 +191,27 @@ async def test_reminders_are_due_in_real_time_before_a_session_across_dst(pg: Fa
         due = {j.kind: j.due_at for j in (await session.scalars(select(ReminderJob))).all()}
     assert due["student:before_24h"] == datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
     assert due["student:before_1h"] == datetime(2026, 3, 30, 7, 0, tzinfo=UTC)
+
+
+async def test_schedule_later_gets_a_nudge_that_resumes_the_wizard(
+    fake: FakeTelegram, pg: Factory, tmp_path: Path
+) -> None:
+    from tests.test_telegram import Bot, payload, wizard
+
+    world = await make_world(pg)
+    sam = fake.user(SAM_TG, "Sam")
+    bot = await start_bot(fake, pg)
+    clock = Clock(NOW + timedelta(hours=24, minutes=1))
+    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
+    worker = build_worker(settings, pg, bot.app.bot, clock)
+    try:
+        driver = Bot(bot.app, fake)
+        await driver.say(sam, f"/start {payload(world)}")
+        await driver.press(sam, "Schedule Later")
+        assert await worker.run_once() == 1
+        nudge = sam.last_message()
+        assert "You saved a Calculus I session to schedule later" in (nudge.text or "")
+        await driver.press(sam, "Schedule now")
+        assert "Step 1 of 4 · Choose a Student-Teacher" in wizard(fake, SAM_TG)
+    finally:
+        await bot.app.shutdown()
