@@ -26,6 +26,7 @@ from engine.notify import (
     EmailSender,
     render_cancellation,
     render_confirmation,
+    render_reminder,
 )
 from engine.reminders import Outcome, Pacer, Retry, Sent, Skip
 from engine.senders import ChatSender, OutButton, OutMessage, SendError
@@ -74,6 +75,8 @@ class Dispatcher:
         kind = job.kind
         if kind == "email:confirmation":
             return await self._confirmation(facts)
+        if kind.startswith("email:before_"):
+            return await self._reminder_email(facts, kind.removeprefix("email:"), now)
         if kind.startswith("cancelled:"):
             channel, user_id = kind.split(":")[1], int(kind.split(":")[2])
             if channel == "email":
@@ -212,6 +215,29 @@ class Dispatcher:
             ics=ics(event, stamp=booked.created_at),  # same bytes on every retry
         )
         return await self._deliver(content, f"session-{booked.id}-confirmation-{booked.sequence}")
+
+    async def _reminder_email(self, facts: Facts, what: str, now: datetime) -> Outcome:
+        booked, student, teacher = facts.session, facts.student, facts.teacher
+        if self.email is None or not student.email or teacher is None:
+            return Skip("no e-mail sender or address")
+        if booked.status != SessionStatus.SCHEDULED.value:
+            return Skip(f"session is {booked.status}")
+        start = booked.scheduled_start
+        assert start is not None
+        if now >= start or self._superseded(what, start, now):
+            return Skip("too late for this reminder")
+        content = render_reminder(
+            recipient_name=student.name,
+            recipient_email=student.email,
+            course=facts.course.title,
+            teacher=teacher.name,
+            when=self._when(facts, student),
+            left=format_timedelta(
+                start - now, add_direction=True, locale=normalize_locale(student.locale)
+            ),
+            cutoff_hours=self.settings.change_cutoff_minutes / 60,
+        )
+        return await self._deliver(content, f"session-{booked.id}-{what}-{booked.sequence}")
 
     async def _cancellation_email(self, facts: Facts, user_id: int) -> Outcome:
         user = facts.student if user_id == facts.student.id else facts.teacher

@@ -45,6 +45,7 @@ __all__ = [
 TEMPLATES_DIR = Path(__file__).parent.parent / "templates"
 RESEND_DEFAULT_URL = "https://api.resend.com"
 CANCELLED_TITLE = "Session cancelled"
+REMINDER_TITLE = "Session reminder"
 # Resend accepts idempotency keys of 1-256 characters and keeps them for 24 hours.
 _MAX_KEY_CHARS = 256
 # Line breaks and tabs only: babel puts no-break spaces (U+202F before "AM") in times, and the
@@ -250,6 +251,37 @@ def render_cancellation(
         ics=_check_ics(ics, "CANCEL"),
         ics_method="CANCEL",
         ics_filename="cancellation.ics",
+    )
+
+
+def render_reminder(
+    *,
+    recipient_name: str,
+    recipient_email: str,
+    course: str,
+    teacher: str,
+    when: str,
+    left: str,
+    cutoff_hours: float,
+) -> EmailContent:
+    """The reminder e-mail that goes with the chat reminder (`left`: "in 1 day", localised)."""
+    context: dict[str, Any] = {
+        "title": REMINDER_TITLE,
+        "recipient_name": recipient_name,
+        "course": course,
+        "teacher": teacher,
+        "when": when,
+        "left": left,
+        "cutoff_hours": f"{cutoff_hours:g}",
+    }
+    html, text = _render("reminder", context)
+    return EmailContent(
+        to_email=_check_address(recipient_email),
+        to_name=_one_line(recipient_name),
+        subject=_subject(f"{REMINDER_TITLE}: {course} with {teacher} {left}"),
+        html=html,
+        text=text,
+        ics=None,
     )
 
 

@@ -473,14 +473,15 @@ def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
     one already due at booking time would arrive too late and is not written. At the start both
     get the video room; the confirmation e-mail goes out at once.
     """
-    recipients = ("student", "teacher") if row.reminders else ("teacher",)
+    # The student's reminders come as a chat DM and an e-mail ("email:" rows).
+    recipients = ("student", "email", "teacher") if row.reminders else ("teacher",)
     jobs = [
         (f"{who}:before_{_label(offset)}", row.start - offset)
         for offset in row.reminder_offsets
         for who in recipients
         if row.now is None or row.start - offset > row.now
     ]
-    jobs += [(f"{who}:start", row.start) for who in recipients]
+    jobs += [(f"{who}:start", row.start) for who in recipients if who != "email"]
     jobs.append(("email:confirmation", row.now or row.start))
     return jobs
 

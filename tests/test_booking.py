@@ -73,8 +73,10 @@ async def test_a_free_slot_is_booked_with_its_reminders_and_analytics_event(pg: 
         jobs = (await session.scalars(select(ReminderJob))).all()
         assert sorted((j.due_at, j.kind) for j in jobs) == [
             (NOW, "email:confirmation"),
+            (SLOT - timedelta(hours=24), "email:before_24h"),
             (SLOT - timedelta(hours=24), "student:before_24h"),
             (SLOT - timedelta(hours=24), "teacher:before_24h"),
+            (SLOT - timedelta(hours=1), "email:before_1h"),
             (SLOT - timedelta(hours=1), "student:before_1h"),
             (SLOT - timedelta(hours=1), "teacher:before_1h"),
             (SLOT, "student:start"),

@@ -547,3 +547,22 @@ async def test_outbox_survives_hostile_names(tmp_path: Path) -> None:
     message = parse(Path(await OutboxFolderSender(tmp_path, FROM).send(email, idempotency_key="k")))
     assert [a.addr_spec for a in message["To"].addresses] == ["student@example.edu"]
     assert message["Bcc"] is None
+
+
+def test_the_reminder_email_escapes_names_and_says_when() -> None:
+    from engine.notify import render_reminder
+
+    content = render_reminder(
+        recipient_name="Sam <script>",
+        recipient_email="sam@example.edu",
+        course="Calculus I",
+        teacher="Ada & Co",
+        when="Friday, November 27, 2026, 10:00 AM UTC",
+        left="in 1 day",
+        cutoff_hours=2,
+    )
+    assert "<script>" not in content.html and "&lt;script&gt;" in content.html
+    assert "Ada &amp; Co" in content.html
+    assert "in 1 day" in content.text and "until 2 hours\nbefore" in content.text
+    assert content.subject == "Session reminder: Calculus I with Ada & Co in 1 day"
+    assert content.ics is None

@@ -102,8 +102,11 @@ async def test_the_worker_sends_each_message_once_at_its_time(
         )
 
         clock.now = FRIDAY_10 - timedelta(hours=24) + timedelta(minutes=1)
-        assert await worker.run_once() == 2
+        assert await worker.run_once() == 3  # Sam: chat and e-mail; Ada: chat
         assert await worker.run_once() == 0  # exactly once
+        reminder_mail = resend.emails[-1]
+        assert reminder_mail["subject"].startswith("Session reminder: Calculus I with Ada")
+        assert "in 1 day" in reminder_mail["text"]
         reminder = sam.last_message()
         assert "Reminder: your Calculus I session with Ada Lovelace starts in 1 day" in (
             reminder.text or ""
@@ -122,7 +125,7 @@ async def test_the_worker_sends_each_message_once_at_its_time(
         assert room.startswith("https://meet.jit.si/Tutoring-")
     finally:
         await bot.app.shutdown()
-    assert len(resend.emails) == 1
+    assert len(resend.emails) == 2  # the confirmation and the 24 h reminder; 1 h came too late
 
 
 async def test_a_cancellation_tells_the_other_side_and_sends_calendar_cancels(
