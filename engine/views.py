@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from engine import messages as m
 from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
@@ -213,9 +214,16 @@ def choose_time(
     now: datetime,
     notice: str | None,
 ) -> Screen:
+    labels = [format_time(slot, viewer.timezone, viewer.locale) for slot in slots]
+    zone = ZoneInfo(viewer.timezone)
+    # On a fall-back day one clock time happens twice: the zone abbreviation tells them apart.
+    labels = [
+        f"{label} {slot.astimezone(zone).strftime('%Z')}" if labels.count(label) > 1 else label
+        for label, slot in zip(labels, slots, strict=True)
+    ]
     buttons = [
-        _button(format_time(slot, viewer.timezone, viewer.locale), Kind.PICK_SLOT, _minutes(slot))
-        for slot in slots
+        _button(label, Kind.PICK_SLOT, _minutes(slot))
+        for label, slot in zip(labels, slots, strict=True)
     ]
     rows = tuple(
         tuple(buttons[i : i + SLOTS_PER_ROW]) for i in range(0, len(buttons), SLOTS_PER_ROW)

@@ -6,7 +6,7 @@ table and the chat-specific rules (stale buttons, typed dates, notes, duplicates
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -487,3 +487,19 @@ async def test_a_saved_session_can_be_scheduled_when_it_is_the_courses_last(db: 
     assert (await chat.press("Book Session")).step == "success"
     screen = await chat.start(course_id=world.course.id)
     assert screen.step == "no_sessions_left"  # and now the course is used up
+
+
+async def test_a_fall_back_day_labels_the_repeated_hour_with_its_zone(db: Factory) -> None:
+    world = await make_world(db, student_timezone="America/New_York", student_locale="en_US")
+    async with db() as session, session.begin():
+        from storage.models import Availability
+
+        await session.execute(
+            update(Availability).values(start_time=time(0, 0), end_time=time(0, 0))
+        )  # around the clock, so 1:00-2:00 AM on 1 Nov 2026 happens twice
+    chat = Chat(db, world.student.id, now=datetime(2026, 10, 30, 12, 0, tzinfo=UTC))
+    await chat.start(course_id=world.course.id, teacher_id=world.teachers[0].id)
+    await chat.type("1 Nov")
+    labels = chat.labels()
+    assert "1:00 AM EDT" in labels and "1:00 AM EST" in labels
+    assert "3:00 AM" in labels  # unique times stay plain
