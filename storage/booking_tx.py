@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     CTE,
@@ -136,7 +137,7 @@ START, END = _p("p_start", STAMP), _p("p_end", STAMP)
 BLOCKED_UNTIL, EARLIEST = _p("p_blocked_until", STAMP), _p("p_earliest", STAMP)
 
 LOCK = (
-    select(User.id, StudentTeacher.buffer_minutes)
+    select(User.id, StudentTeacher.buffer_minutes, User.timezone, StudentTeacher.max_per_day)
     .outerjoin(
         StudentTeacher,
         and_(StudentTeacher.user_id == User.id, StudentTeacher.course_id == COURSE),
@@ -252,12 +253,27 @@ DROP_JOBS = (
     )
     .values(status="cancelled")
 )
-DIAGNOSE = select(ENROLLED, ST_ACTIVE, COUNT_LEFT, PLACEHOLDER.is_not(None), TEACHER_CLASH)
+# "At most N sessions per day" for the ST, counted on the ST's local day under the lock.
+NO_LIMIT = 2**31 - 1
+DAY_LEFT = (
+    select(func.count(Session.id))
+    .where(
+        Session.teacher_id == TEACHER,
+        Session.status == ACTIVE,
+        Session.scheduled_start >= _p("p_day_start", STAMP),
+        Session.scheduled_start < _p("p_day_end", STAMP),
+    )
+    .scalar_subquery()
+) < _p("p_max_day", Integer)
+
+DIAGNOSE = select(
+    ENROLLED, ST_ACTIVE, COUNT_LEFT, PLACEHOLDER.is_not(None), TEACHER_CLASH, DAY_LEFT
+)
 
 
 def guard() -> ColumnElement[bool]:
     """Every booking rule as one SQL condition; `DIAGNOSE` says which one failed."""
-    return and_(ENROLLED, ST_ACTIVE, ~TEACHER_CLASH, ~STUDENT_CLASH)
+    return and_(ENROLLED, ST_ACTIVE, ~TEACHER_CLASH, ~STUDENT_CLASH, DAY_LEFT)
 
 
 _SET = {
@@ -392,11 +408,23 @@ async def _after_error(error: DBAPIError, attempt: int) -> TxResult | None:
 async def lock_people(session: AsyncConnection, params: dict[str, Any]) -> int | None:
     """Lock the ST's and the student's rows, in id order so two bookings never wait in a cycle.
 
-    Returns the ST's buffer for this course (None when the user does not teach it). Once both
-    rows are locked, the next statements see every committed booking of either person.
+    Returns the ST's buffer for this course (None when the user does not teach it) and sets the
+    ST-local day for the per-day limit. Once both rows are locked, the next statements see every
+    committed booking of either person.
     """
-    rows = await session.execute(LOCK, params)
-    return {user_id: buffer for user_id, buffer in rows}.get(params["p_teacher"])
+    found = {row[0]: row for row in await session.execute(LOCK, params)}
+    teacher = found.get(params["p_teacher"])
+    if teacher is None:
+        return None
+    _, buffer, zone, max_per_day = teacher
+    if max_per_day is not None:
+        local = params["p_start"].astimezone(ZoneInfo(zone))
+        midnight = datetime.combine(local.date(), datetime.min.time(), ZoneInfo(zone))
+        next_midnight = datetime.combine(
+            local.date() + timedelta(days=1), datetime.min.time(), ZoneInfo(zone)
+        )
+        params.update(p_day_start=midnight, p_day_end=next_midnight, p_max_day=max_per_day)
+    return int(buffer) if buffer is not None else None
 
 
 async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
@@ -423,6 +451,7 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
         "p_note": row.note,
         "p_via": row.created_via,
     }
+    params.update(p_day_start=row.start, p_day_end=row.start, p_max_day=NO_LIMIT)
     buffer = await lock_people(session, params)
     params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
     if row.replaces is not None:
@@ -511,7 +540,12 @@ async def _diagnose(session: AsyncConnection, params: dict[str, Any]) -> Failure
 
 
 def _reason(
-    enrolled: bool, st_active: bool, count_left: bool, has_placeholder: bool, teacher_clash: bool
+    enrolled: bool,
+    st_active: bool,
+    count_left: bool,
+    has_placeholder: bool,
+    teacher_clash: bool,
+    day_left: bool,
 ) -> FailureReason:
     """Which rule refused the booking, in the order the student can act on them."""
     if not enrolled:
@@ -520,7 +554,7 @@ def _reason(
         return "st_unavailable"
     if not (count_left or has_placeholder):
         return "no_sessions_left"
-    return "slot_taken" if teacher_clash else "student_conflict"
+    return "slot_taken" if teacher_clash or not day_left else "student_conflict"
 
 
 def _label(offset: timedelta) -> str:

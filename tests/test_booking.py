@@ -340,3 +340,22 @@ async def test_an_st_with_different_buffers_per_course_is_offered_only_bookable_
         )
     assert SLOT + timedelta(hours=1) not in slots  # 11:00 is inside the 30-minute buffer
     assert SLOT + timedelta(minutes=90) in slots
+
+
+async def test_the_per_day_limit_holds_under_concurrent_bookings(pg: Factory) -> None:
+    world = await make_world(pg, teachers=1)
+    async with pg() as session, session.begin():
+        await session.execute(update(StudentTeacher).values(max_per_day=1))
+    students = await _students(pg, world, 6)
+    starts = [SLOT + timedelta(hours=i) for i in range(6)]  # six different times, one day
+    outcomes = await asyncio.gather(
+        *(
+            book(pg, request_for(world, student_id=s, start=t))
+            for s, t in zip(students, starts, strict=True)
+        )
+    )
+    assert Counter(type(o).__name__ for o in outcomes) == {"Booked": 1, "SlotTaken": 5}
+    next_day = await book(
+        pg, request_for(world, student_id=students[0], start=SLOT + timedelta(days=1))
+    )
+    assert isinstance(next_day, Booked)  # the limit is per ST-local day
