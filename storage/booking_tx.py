@@ -184,35 +184,30 @@ def _overlaps_postgresql(element: overlaps, compiler: SQLCompiler, **kw: Any) ->
     return f"tstzrange({start}, {end}, '[)') && tstzrange({other_start}, {other_end}, '[)')"
 
 
-# A person is busy in either role: an ST can also be a student of another course.
-TEACHER_CLASH = exists().where(
-    Session.status == ACTIVE,
-    or_(
-        and_(
-            Session.teacher_id == TEACHER,
-            overlaps(
-                Session.scheduled_start, Session.blocked_until, START, BLOCKED_UNTIL, EARLIEST
-            ),
-        ),
-        and_(
-            Session.student_id == TEACHER,
-            overlaps(
-                Session.scheduled_start, Session.scheduled_end, START, BLOCKED_UNTIL, EARLIEST
-            ),
-        ),
+# A person is busy in either role: an ST can also be a student of another course. One EXISTS
+# per role, so that each is a precise search of its own exclusion-constraint index.
+TEACHER_CLASH = or_(
+    exists().where(
+        Session.teacher_id == TEACHER,
+        Session.status == ACTIVE,
+        overlaps(Session.scheduled_start, Session.blocked_until, START, BLOCKED_UNTIL, EARLIEST),
+    ),
+    exists().where(
+        Session.student_id == TEACHER,
+        Session.status == ACTIVE,
+        overlaps(Session.scheduled_start, Session.scheduled_end, START, BLOCKED_UNTIL, EARLIEST),
     ),
 )
-STUDENT_CLASH = exists().where(
-    Session.status == ACTIVE,
-    or_(
-        and_(
-            Session.student_id == STUDENT,
-            overlaps(Session.scheduled_start, Session.scheduled_end, START, END, EARLIEST),
-        ),
-        and_(
-            Session.teacher_id == STUDENT,
-            overlaps(Session.scheduled_start, Session.blocked_until, START, END, EARLIEST),
-        ),
+STUDENT_CLASH = or_(
+    exists().where(
+        Session.student_id == STUDENT,
+        Session.status == ACTIVE,
+        overlaps(Session.scheduled_start, Session.scheduled_end, START, END, EARLIEST),
+    ),
+    exists().where(
+        Session.teacher_id == STUDENT,
+        Session.status == ACTIVE,
+        overlaps(Session.scheduled_start, Session.blocked_until, START, END, EARLIEST),
     ),
 )
 COUNT_LEFT = (

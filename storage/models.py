@@ -181,6 +181,8 @@ class Session(Base):
         ),
         Index("ix_sessions_teacher_start", "teacher_id", "scheduled_start"),
         Index("ix_sessions_student_start", "student_id", "scheduled_start"),
+        # The course's session count and "Schedule Later" lookups in the booking transaction.
+        Index("ix_sessions_student_course", "student_id", "course_id", "status"),
     )
 
 
