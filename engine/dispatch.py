@@ -31,6 +31,7 @@ from engine.notify import (
 from engine.reminders import Outcome, Pacer, Retry, Sent, Skip
 from engine.senders import ChatSender, OutButton, OutMessage, SendError
 from engine.settings import Settings
+from engine.st_notice import booking_text
 from engine.video import VideoProvider
 from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
 from storage.models import ChatIdentity, Course, Session, SessionStatus, User
@@ -88,6 +89,11 @@ class Dispatcher:
             return Skip("no recipient")
         if what == "nudge":
             return await self._nudge(facts, recipient)
+        if what == "booked":
+            if facts.session.status != SessionStatus.SCHEDULED.value:
+                return Skip(f"session is {facts.session.status}")
+            text = booking_text(facts.session, facts.course, facts.student, recipient)
+            return await self._chat(facts, recipient, OutMessage(text))
         if facts.session.status != SessionStatus.SCHEDULED.value:
             return Skip(f"session is {facts.session.status}")
         start, end = facts.session.scheduled_start, facts.session.scheduled_end

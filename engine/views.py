@@ -385,7 +385,7 @@ def success(
             (_button(m.BOOK_ANOTHER, Kind.BOOK_ANOTHER),),
         ),
         files=files,
-        extra={"session_id": str(session_id), **({"booked_now": "1"} if with_invite else {})},
+        extra={"session_id": str(session_id)},
     )
 
 

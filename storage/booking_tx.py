@@ -507,6 +507,7 @@ def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
     ]
     jobs += [(f"{who}:start", row.start) for who in recipients if who != "email"]
     jobs.append(("email:confirmation", row.now or row.start))
+    jobs.append(("teacher:booked", row.now or row.start))  # the ST hears of it on chat
     return jobs
 
 

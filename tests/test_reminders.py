@@ -92,7 +92,11 @@ async def test_the_worker_sends_each_message_once_at_its_time(
     clock = Clock(NOW)
     worker = build_worker(settings, pg, bot.app.bot, clock)
     try:
-        assert await worker.run_once() == 1  # the confirmation e-mail, at once
+        assert await worker.run_once() == 2  # the confirmation e-mail and Ada's notice, at once
+        assert "New booking: Sam Student booked Calculus I with you" in (
+            ada.last_message().text or ""
+        )
+        assert "Note from Sam Student: Bring the exam" in (ada.last_message().text or "")
         (email,) = resend.emails
         assert email["to"] == ["sam.student@example.edu"]
         (attachment,) = email["attachments"]

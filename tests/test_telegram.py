@@ -125,7 +125,7 @@ async def book_to_confirm(bot: Bot, sam: FakeUser, world: World) -> None:
 
 # --- booking end to end ------------------------------------------------------------------------
 async def test_a_student_books_end_to_end_from_a_course_page_deep_link(
-    bot: Bot, fake: FakeTelegram, pg: Factory
+    bot: Bot, fake: FakeTelegram, pg: Factory, tmp_path: Path
 ) -> None:
     world = await make_world(pg)
     async with pg() as session, session.begin():
@@ -183,6 +183,10 @@ async def test_a_student_books_end_to_end_from_a_course_page_deep_link(
 
     (booked,) = await sessions(pg)
     assert (booked.created_via, booked.note) == ("telegram", "Chapter 3 integrals, please")
+    from bots.worker import build_worker  # the ST's notice goes through the outbox
+
+    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
+    await build_worker(settings, pg, bot.app.bot, lambda: NOW).run_once()
     ada = fake.last_message(ADA_TG).text or ""
     assert "New booking: Sam Student booked Calculus I with you" in ada
     assert "Note from Sam Student: Chapter 3 integrals, please" in ada

@@ -43,7 +43,6 @@ from engine.manage import manage_data, parse_manage
 from engine.my_sessions import my_sessions
 from engine.screens import Kind, Screen, decode
 from engine.settings import Settings
-from engine.st_notice import booking_notices
 from engine.video import JitsiProvider, VideoProvider
 
 log = logging.getLogger(__name__)
@@ -350,8 +349,6 @@ class TelegramFrontEnd:
         for attachment in screen.files:
             await bot.send_document(chat_id, attachment.content, filename=attachment.filename)
         await self.accounts.remember_messages(PLATFORM, str(chat_id), main, new_extras)
-        if "booked_now" in screen.extra:
-            await self._tell_teacher(context, int(screen.extra["session_id"]))
 
     async def _edit(
         self,
@@ -388,15 +385,6 @@ class TelegramFrontEnd:
             chat_id, card.caption, ParseMode.HTML, reply_markup=card.markup
         )
         return sent.message_id
-
-    async def _tell_teacher(self, context: Context, session_id: int) -> None:
-        """The ST hears about the booking on Telegram when they linked an account; best effort."""
-        for notice in await booking_notices(self.factory, session_id):
-            if notice.platform == PLATFORM:
-                try:
-                    await context.bot.send_message(int(notice.chat_id), notice.text)
-                except TelegramError:
-                    log.warning("could not tell the ST about session %s", session_id)
 
     @staticmethod
     async def _quietly(call: object) -> None:
