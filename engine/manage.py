@@ -109,8 +109,16 @@ async def _info(repo: Repo, booked: Session, viewer_id: int) -> SessionInfo:
     )
 
 
-def _party(booked: Session | None, user_id: int) -> bool:
-    return booked is not None and user_id in (booked.student_id, booked.teacher_id)
+async def _scheduled_of(
+    repo: Repo, session_id: int, user_id: int, *, lock: bool, student_only: bool = False
+) -> Session | None:
+    """The session if it is still scheduled and the person takes part in it (as its student
+    when `student_only`); anything else reads as an expired option in the chat."""
+    booked = await (repo.session_for_update if lock else repo.session_by_id)(session_id)
+    if booked is None or booked.status != SessionStatus.SCHEDULED.value:
+        return None
+    people = (booked.student_id,) if student_only else (booked.student_id, booked.teacher_id)
+    return booked if user_id in people else None
 
 
 async def join(
@@ -123,10 +131,8 @@ async def join(
     """The room is created by the first Join at session time and stored for the other person."""
     async with factory() as db, db.begin():
         repo = Repo(db)
-        booked = await repo.session_for_update(session_id)
-        if not _party(booked, user_id) or booked is None:
-            return Unavailable()
-        if booked.status != SessionStatus.SCHEDULED.value or booked.scheduled_end is None:
+        booked = await _scheduled_of(repo, session_id, user_id, lock=True)
+        if booked is None or booked.scheduled_end is None:
             return Unavailable()
         if now >= booked.scheduled_end:
             return Unavailable(ended=True)
@@ -166,10 +172,8 @@ async def cancel(
     """Frees the slot, drops pending reminders and queues the other party's notice + ICS CANCEL."""
     async with factory() as db, db.begin():
         repo = Repo(db)
-        booked = await repo.session_for_update(session_id)
-        if booked is None or not _party(booked, user_id):
-            return Unavailable()
-        if booked.status != SessionStatus.SCHEDULED.value:
+        booked = await _scheduled_of(repo, session_id, user_id, lock=True)
+        if booked is None:
             return Unavailable()
         info = await _info(repo, booked, user_id)
         if info.start - now < cutoff:
@@ -194,10 +198,8 @@ async def check_reschedule(
     """Only the student reschedules; the old slot stays theirs until the new one is booked."""
     async with factory() as db:
         repo = Repo(db)
-        booked = await repo.session_by_id(session_id)
-        if booked is None or booked.student_id != user_id:
-            return Unavailable()
-        if booked.status != SessionStatus.SCHEDULED.value:
+        booked = await _scheduled_of(repo, session_id, user_id, lock=False, student_only=True)
+        if booked is None:
             return Unavailable()
         info = await _info(repo, booked, user_id)
         if info.start - now < cutoff:
@@ -211,9 +213,7 @@ async def describe(
     """A scheduled session of this person, for a confirmation question."""
     async with factory() as db:
         repo = Repo(db)
-        booked = await repo.session_by_id(session_id)
-        if booked is None or not _party(booked, user_id):
-            return Unavailable()
-        if booked.status != SessionStatus.SCHEDULED.value:
+        booked = await _scheduled_of(repo, session_id, user_id, lock=False)
+        if booked is None:
             return Unavailable()
         return await _info(repo, booked, user_id)

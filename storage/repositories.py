@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,7 @@ from storage.models import (
     StudentTeacher,
     User,
 )
+from storage.outbox import cancel_pending
 
 
 @dataclass(frozen=True)
@@ -220,11 +221,7 @@ class Repo:
         """Free the slot (constraints ignore cancelled rows) and drop its pending reminders."""
         booked.status = SessionStatus.CANCELLED.value
         booked.sequence += 1
-        await self.session.execute(
-            update(ReminderJob)
-            .where(ReminderJob.session_id == booked.id, ReminderJob.status == "pending")
-            .values(status="cancelled")
-        )
+        await cancel_pending(self.session, booked.id)
         await self.session.flush()
 
     def add_job(self, session_id: int, kind: str, due_at: datetime) -> None:
