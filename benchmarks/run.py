@@ -276,7 +276,10 @@ async def run_benchmarks(url: str | None) -> bool:
         engine = make_engine(
             make_url(server)
             .set(drivername="postgresql+asyncpg", database=name)
-            .render_as_string(hide_password=False)
+            .render_as_string(hide_password=False),
+            # One process drives every client and the 100-student race: a connection per client.
+            pool_size=max(CLIENTS),
+            max_overflow=100,
         )
         try:
             await upgrade(engine)

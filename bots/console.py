@@ -12,7 +12,8 @@ from datetime import date
 from typing import TextIO
 
 from engine import flow
-from engine.conversation import ConversationService
+from engine import messages as m
+from engine.conversation import ConversationService, DatabaseUnavailable
 from engine.formatting import format_day_short
 from engine.my_sessions import my_sessions
 from engine.screens import Button, Kind, Screen
@@ -84,9 +85,13 @@ async def run(
         async def loading(screen: Screen) -> None:
             write(render(screen, locale)[0])
 
-        return await service.handle(
-            platform=PLATFORM, chat_id=chat_id, user_id=user_id, event=event, on_loading=loading
-        )
+        try:
+            return await service.handle(
+                platform=PLATFORM, chat_id=chat_id, user_id=user_id, event=event, on_loading=loading
+            )
+        except DatabaseUnavailable:  # nothing was saved: the current screen is still valid
+            write(f"⚠️  {m.BOOKING_FAILED}")
+            return None
 
     write(HELP)
     current = await send(flow.Start(course_slug=course_slug, source="console"))

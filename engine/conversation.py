@@ -6,6 +6,7 @@ restart or a second bot process continues the same conversation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,25 @@ from engine.formatting import normalize_locale
 from engine.screens import Screen
 from engine.settings import Settings
 from engine.views import Viewer
+from storage.db import is_unavailable
 from storage.repositories import Repo
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], datetime]
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached; the event was not applied and nothing was saved.
+
+    Front ends answer "Unable to book. Please try again." and keep the current screen: the
+    stored conversation is unchanged, so the same press works once the database is back.
+    """
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether a front end's error (from `handle` or any other engine call) is a database outage."""
+    return isinstance(error, DatabaseUnavailable) or is_unavailable(error)
 
 
 def utc_now() -> datetime:
@@ -48,7 +65,35 @@ class ConversationService:
         update_id: str | None = None,
         on_loading: Callable[[Screen], Awaitable[None]] | None = None,
     ) -> Screen | None:
-        """The new screen, or None when this delivery was already handled (a platform retry)."""
+        """The new screen, or None when this delivery was already handled (a platform retry).
+
+        Raises DatabaseUnavailable when the database is down or cut the connection mid-event.
+        """
+        try:
+            return await self._handle(platform, chat_id, user_id, event, update_id, on_loading)
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            # One line, no trace: an outage would otherwise log a page per event.
+            log.warning(
+                "%s event for user %s not applied: database unavailable (%s)",
+                platform,
+                user_id,
+                type(error).__name__,
+            )
+            raise DatabaseUnavailable() from error
+
+    async def _handle(
+        self,
+        platform: str,
+        chat_id: str,
+        user_id: int,
+        event: flow.Event,
+        update_id: str | None,
+        on_loading: Callable[[Screen], Awaitable[None]] | None,
+    ) -> Screen | None:
         async with self.factory() as session, session.begin():
             repo = Repo(session)
             if update_id is not None and not await repo.mark_processed(platform, update_id):

