@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bots import console
+from bots.logs import configure_logging
 from engine.accounts import Accounts
 from engine.conversation import ConversationService, utc_now
 from engine.formatting import normalize_locale
 from engine.links import SOURCES
-from engine.settings import get_settings, insecure_defaults
+from engine.settings import MIN_LINK_SECRET_BYTES, get_settings, insecure_defaults
 from storage.db import make_engine, make_sessionmaker
 from storage.demo_data import load_demo
 from storage.migrate import upgrade
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     link.add_argument("--st", type=int, help="pre-selected ST (their user id)")
     link.add_argument("--source", default="CLI", choices=SOURCES)
     args = parser.parse_args(argv)
+    settings = get_settings()
+    service = args.command in ("telegram", "serve", "worker")
+    configure_logging(settings, level=settings.log_level or ("INFO" if service else "WARNING"))
 
     if args.command == "demo":
         url = args.database_url or get_settings().database_url
@@ -56,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return 0 if asyncio.run(run_benchmarks(args.database_url)) else 1
     elif args.command in ("telegram", "serve"):
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         asyncio.run(run_telegram(webhook=args.command == "serve"))
     elif args.command == "worker":
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         asyncio.run(run_worker_command())
     elif args.command == "link":
         print(asyncio.run(mint_link(args.user_id, args.course, args.st, args.source)))
@@ -72,8 +74,11 @@ async def run_telegram(*, webhook: bool) -> None:
     settings = get_settings()
     unsafe = insecure_defaults(settings, webhook=webhook)
     if unsafe:
-        raise SystemExit(f"set {' and '.join(unsafe)}: the development defaults are public")
-    engine = make_engine(settings.database_url)
+        raise SystemExit(
+            f"set {' and '.join(unsafe)}: the development defaults are public, and LINK_SECRET "
+            f"needs at least {MIN_LINK_SECRET_BYTES} bytes"
+        )
+    engine = open_engine(settings.database_url)
     try:
         await upgrade(engine)
         factory = make_sessionmaker(engine)
@@ -88,7 +93,7 @@ async def run_worker_command() -> None:
     from bots.worker import run_worker
 
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = open_engine(settings.database_url)
     try:
         await upgrade(engine)
         stop = asyncio.Event()
@@ -102,7 +107,7 @@ async def run_worker_command() -> None:
 
 async def mint_link(user_id: int, course: str, teacher_id: int | None, source: str) -> str:
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = open_engine(settings.database_url)
     try:
         await upgrade(engine)
         accounts = Accounts(make_sessionmaker(engine), settings)
@@ -115,12 +120,20 @@ async def mint_link(user_id: int, course: str, teacher_id: int | None, source: s
 
 
 async def run_migrate(url: str) -> None:
-    engine = make_engine(url)
+    engine = open_engine(url)
     try:
         await upgrade(engine)
     finally:
         await engine.dispose()
     print(f"schema up to date: {make_url(url).render_as_string()}")
+
+
+def open_engine(url: str) -> AsyncEngine:
+    """Every command's engine, with the pool size from settings (see the README's rule)."""
+    settings = get_settings()
+    return make_engine(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
 
 
 def remove_sqlite_file(url: str) -> None:
@@ -132,7 +145,7 @@ def remove_sqlite_file(url: str) -> None:
 
 async def run_demo(url: str, *, course: str | None) -> None:
     parsed = make_url(url)
-    engine = make_engine(url)
+    engine = open_engine(url)
     try:
         await upgrade(engine)
         factory = make_sessionmaker(engine)

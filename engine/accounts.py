@@ -7,9 +7,21 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.links import LinkClaims, LinkError, deep_link, sign, verify
+from engine.links import LinkClaims, LinkError, ManageClaims, deep_link, sign, verify_any
 from engine.settings import Settings
 from storage.repositories import Repo
+
+# Button data of /unlink's question; apart from wizard and session data ("L" starts neither).
+UNLINK_YES = "L:y"
+UNLINK_NO = "L:n"
+
+
+class AlreadyLinked(LinkError):
+    """The chat account already belongs to another platform user; it is not moved silently."""
+
+    def __init__(self, linked_to: str) -> None:
+        super().__init__("linked_elsewhere")
+        self.linked_to = linked_to
 
 
 class Accounts:
@@ -24,26 +36,50 @@ class Accounts:
 
     async def link_from_payload(
         self, platform: str, external_id: str, chat_id: str, payload: str, now: datetime
-    ) -> LinkClaims:
+    ) -> LinkClaims | ManageClaims:
         """Verify a deep-link payload and link this chat account to the user it names.
+
+        Booking links (LinkClaims) and e-mails' "Manage in Telegram" links (ManageClaims) link
+        alike; the caller opens the wizard or /mysessions.
 
         Raises LinkError; a signed link naming a user or course that no longer exists is
         "malformed" too. A link is a bearer token, so it links only the first chat account that
         opens it ("used" for any other): a forwarded link cannot sign someone else in.
         """
-        claims = verify(payload, self.settings.link_secret, now)
+        claims = verify_any(payload, self.settings.link_secret, now)
         digest = hashlib.sha256(payload.encode()).hexdigest()
         async with self.factory() as session, session.begin():
             repo = Repo(session)
-            if (
-                await repo.user(claims.user_id) is None
-                or await repo.course(claims.course_id) is None
+            if await repo.user(claims.user_id) is None or (
+                isinstance(claims, LinkClaims) and await repo.course(claims.course_id) is None
             ):
                 raise LinkError("malformed")
+            linked = await repo.identity(platform, external_id)
+            if linked is not None and linked.user_id != claims.user_id:
+                # Checked before the link is claimed, so its owner can still open it after
+                # a deliberate /unlink.
+                owner = await repo.user(linked.user_id)
+                raise AlreadyLinked(owner.name if owner else f"user {linked.user_id}")
             if not await repo.claim_link(digest, platform, external_id):
                 raise LinkError("used")
             await repo.link_identity(platform, external_id, claims.user_id, chat_id)
         return claims
+
+    async def linked_name(self, platform: str, external_id: str) -> str | None:
+        """The name of the user this chat account is linked to (for /unlink's question)."""
+        async with self.factory() as session:
+            repo = Repo(session)
+            found = await repo.identity(platform, external_id)
+            user = await repo.user(found.user_id) if found else None
+            return user.name if user else None
+
+    async def unlink(self, platform: str, external_id: str) -> str | None:
+        """Remove the link; the name it was linked to, or None when it was not linked."""
+        async with self.factory() as session, session.begin():
+            repo = Repo(session)
+            user_id = await repo.unlink_identity(platform, external_id)
+            user = await repo.user(user_id) if user_id is not None else None
+            return user.name if user else None
 
     async def chats_of(self, user_id: int, platform: str) -> list[str]:
         async with self.factory() as session:

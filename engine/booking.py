@@ -35,6 +35,7 @@ class Booked:
 @dataclass(frozen=True)
 class ScheduledLater:
     session_id: int
+    reused: bool = False  # the student's existing saved session of the course, not a new one
     error_type: None = None
 
 

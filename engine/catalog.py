@@ -74,6 +74,9 @@ class DbCatalog:
     async def is_enrolled(self, student_id: int, course_id: int) -> bool:
         return await self.repo.is_enrolled(student_id, course_id)
 
+    async def teaches(self, user_id: int, course_id: int) -> bool:
+        return await self.repo.teaches(user_id, course_id)
+
     async def sessions_left(self, student_id: int, course_id: int) -> int:
         """Sessions the student can still book: saved "Schedule Later" ones included."""
         return await self._left(student_id, course_id, include_unscheduled=False)
@@ -193,6 +196,9 @@ class DbCatalog:
         await self.repo.lock_user(student_id)
         if not await self.repo.is_enrolled(student_id, course_id):
             return NotEnrolled()
+        saved = await self.repo.saved_session(student_id, course_id)
+        if saved is not None:
+            return ScheduledLater(saved, reused=True)  # one saved session per course is enough
         if await self._left(student_id, course_id, include_unscheduled=True) <= 0:
             return NoSessionsLeft()
         row = await self.repo.add_unscheduled_session(

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,6 +100,12 @@ class ConversationService:
             if update_id is not None and not await repo.mark_processed(platform, update_id):
                 return None
             conversation = await repo.conversation_for_update(platform, chat_id)
+
+            async def write_events(events: list[tuple[str, dict[str, Any]]]) -> None:
+                for name, data in events:
+                    repo.add_event(name, data, user_id=user_id, platform=platform)
+                await session.flush()
+
             user = await repo.user(user_id)
             if user is None:
                 raise LookupError(f"no user {user_id}")
@@ -117,10 +124,15 @@ class ConversationService:
                 platform=platform,
                 dashboard_url=self.settings.dashboard_url,
                 enroll_url=self.settings.enroll_url,
+                email_from=self.settings.email_from,
                 on_loading=on_loading,
+                write_events=write_events,
             )
             state = flow.State.from_json(conversation.state)
             new_state = await flow.apply(state, event, ctx)
+            if ctx.unchanged:
+                # The buttons on screen stay valid: no new nonce, nothing saved.
+                return Screen("unchanged", "", notice=ctx.notice, unchanged=True, nonce=state.nonce)
             new_state.nonce = state.nonce + 1
             screen = replace(await flow.render(new_state, ctx), nonce=new_state.nonce)
             conversation.state = new_state.to_json()

@@ -23,7 +23,7 @@ from dateparser.data.languages_info import (  # type: ignore[import-untyped, unu
 
 from engine.formatting import normalize_locale
 
-__all__ = ["DateParseError", "ParsedDate", "parse_day"]
+__all__ = ["DateParseError", "ParsedDate", "example_day", "parse_day"]
 
 # dateparser's cost grows with input length; nobody types a day in more than this.
 MAX_INPUT_CHARS = 100
@@ -162,3 +162,13 @@ def parse_day(
     if day < today:
         return DateParseError("past", cleaned)
     return ParsedDate(day)
+
+
+def example_day(today: date) -> str:
+    """A day to suggest in hints ("8 Dec"): always ahead of `today`, so following it works.
+
+    A week ahead stays inside every booking horizon and never names a past day, whatever the
+    month; the hints are English, so the month is too.
+    """
+    day = today + timedelta(days=7)
+    return f"{day.day} {_ENGLISH_MONTHS[day.month - 1]}"

@@ -29,15 +29,19 @@ from engine.booking import (
     StudentConflict,
     STUnavailable,
 )
-from engine.dates import DateParseError, parse_day
+from engine.calendar import organizer_of
+from engine.dates import DateParseError, example_day, parse_day
 from engine.formatting import first_weekday, format_day
 from engine.screens import Action, Kind, Screen, decode
 from engine.slots import day_bounds_utc, days_with_slots
+from engine.text import clean_text
 from engine.views import CourseInfo, TeacherInfo, Viewer
 from storage.models import NOTE_MAX_CHARS
 
 
 class Step(enum.StrEnum):
+    """The wizard's steps; SUCCESS, SCHEDULED_LATER and IDLE end it (see FINAL_STEPS)."""
+
     IDLE = "idle"
     CHOOSE_COURSE = "choose_course"
     NOT_ENROLLED = "not_enrolled"
@@ -51,6 +55,10 @@ class Step(enum.StrEnum):
     BOOKING = "booking"
     SUCCESS = "success"
     SCHEDULED_LATER = "scheduled_later"
+
+
+# Screens that end the wizard: their message stays as it is, text and buttons, for good.
+FINAL_STEPS = frozenset({Step.IDLE, Step.SUCCESS, Step.SCHEDULED_LATER})
 
 
 @dataclass
@@ -177,6 +185,7 @@ class Catalog(Protocol):
     async def course_by_slug(self, slug: str) -> CourseInfo | None: ...
     async def enrolled_courses(self, student_id: int) -> list[CourseInfo]: ...
     async def is_enrolled(self, student_id: int, course_id: int) -> bool: ...
+    async def teaches(self, user_id: int, course_id: int) -> bool: ...
     async def sessions_left(self, student_id: int, course_id: int) -> int: ...
     async def teachers(self, course_id: int) -> list[TeacherInfo]: ...
     async def teacher(self, course_id: int, teacher_id: int) -> TeacherInfo | None: ...
@@ -203,13 +212,30 @@ class Ctx:
     platform: str
     dashboard_url: str = "https://tutoring.example.edu/dashboard"
     enroll_url: str = "https://tutoring.example.edu/courses/{slug}"
+    # EMAIL_FROM: the calendar invite's ORGANIZER, the same as in the e-mailed invites.
+    email_from: str = "Tutoring <bookings@tutoring.example.edu>"
     on_loading: Callable[[Screen], Awaitable[None]] | None = None
     analytics: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     notice: str | None = None
     booked_now: int | None = None  # the session booked by this very event, if any
+    # Set when the event changed nothing (a stale press, text after a final screen): the front
+    # end answers with the notice alone and leaves every message as it is.
+    unchanged: bool = False
+    # Writes the analytics recorded so far; the booking writes `booking_success` itself, and
+    # `booking_attempted` must be stored before it.
+    write_events: Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]] | None = None
 
     def emit(self, name: str, **data: Any) -> None:
         self.analytics.append((name, data))
+
+    async def flush_events(self) -> None:
+        if self.write_events is not None and self.analytics:
+            pending, self.analytics = self.analytics, []
+            await self.write_events(pending)
+
+    def nothing_changed(self, notice: str) -> None:
+        self.notice = notice
+        self.unchanged = True
 
     @property
     def today(self) -> date:
@@ -223,10 +249,10 @@ async def apply(state: State, event: Event, ctx: Ctx) -> State:
     if isinstance(event, Cancel):
         return cancel(state, ctx)
     if isinstance(event, Text):
-        return await type_text(state, event.text, ctx)
+        return await type_text(state, clean_text(event.text), ctx)
     decoded = decode(event.data)
     if decoded is None or decoded[0] != state.nonce or state.step not in ALLOWED[decoded[1].kind]:
-        ctx.notice = m.EXPIRED
+        ctx.nothing_changed(m.EXPIRED)
         return state
     action = decoded[1]
     return await HANDLERS[action.kind](state, action, ctx)
@@ -248,6 +274,9 @@ async def start(state: State, event: Start, ctx: Ctx) -> State:
     ctx.emit("page_view", course_id=course.id, st_preselected=event.teacher_id is not None)
     student = ctx.viewer.user_id
     if not await ctx.catalog.is_enrolled(student, course.id):
+        if await ctx.catalog.teaches(student, course.id):
+            ctx.notice = m.YOU_TEACH.format(course=course.title)
+            return State(step=Step.IDLE, nonce=state.nonce)
         return replace(fresh, step=Step.NOT_ENROLLED)
     if event.reschedule is None and await ctx.catalog.sessions_left(student, course.id) <= 0:
         return replace(fresh, step=Step.NO_SESSIONS_LEFT)
@@ -390,6 +419,7 @@ async def confirm(state: State, action: Action, ctx: Ctx) -> State:
         st_id=state.teacher_id,
         datetime=start_at.isoformat(),
     )
+    await ctx.flush_events()
     loading = replace(state, step=Step.BOOKING)
     if ctx.on_loading is not None:
         await ctx.on_loading(await render(loading, ctx))
@@ -442,6 +472,9 @@ async def schedule_later(state: State, action: Action, ctx: Ctx) -> State:
         return replace(state, step=Step.NOT_ENROLLED)
     if isinstance(result, NoSessionsLeft):
         return replace(state, step=Step.NO_SESSIONS_LEFT)
+    if result.reused:
+        course = await _course(state, ctx)
+        ctx.notice = m.ALREADY_SAVED.format(course=course.title)
     ctx.emit("schedule_later", course_id=state.course_id)
     return replace(state, step=Step.SCHEDULED_LATER, session_id=result.session_id)
 
@@ -467,6 +500,10 @@ async def noop(state: State, action: Action, ctx: Ctx) -> State:
 
 
 def cancel(state: State, ctx: Ctx) -> State:
+    """Leaves the wizard; a booked session is cancelled only from /mysessions, with a question."""
+    if state.step in FINAL_STEPS:
+        ctx.nothing_changed(m.NOTHING_TO_CANCEL)
+        return state
     ctx.notice = m.CANCELLED
     return State(step=Step.IDLE, nonce=state.nonce)
 
@@ -479,12 +516,17 @@ async def type_text(state: State, text: str, ctx: Ctx) -> State:
     """Typed text is a note, a date or a course name depending on the step; else a hint."""
     if state.step == Step.NOTE:
         return save_note(state, text, ctx)
+    if state.step in FINAL_STEPS:
+        ctx.nothing_changed(m.AFTER_FINAL)
+        return state
     if state.step in (Step.CHOOSE_DATE, Step.CHOOSE_TIME):
         parsed = parse_day(
             text, now=ctx.now, timezone=ctx.viewer.timezone, locale=ctx.viewer.locale
         )
         if isinstance(parsed, DateParseError) and parsed.reason == "unparseable":
-            ctx.notice = m.DATE_UNPARSEABLE.format(text=text.strip()[:40])
+            ctx.notice = m.DATE_UNPARSEABLE.format(
+                text=text.strip()[:40], example=example_day(ctx.today)
+            )
             return replace(state, step=Step.CHOOSE_DATE, day=None)
         if isinstance(parsed, DateParseError):
             ctx.notice = m.DATE_PAST.format(day=text.strip()[:40])
@@ -642,6 +684,7 @@ async def render(state: State, ctx: Ctx) -> Screen:
             state.note,
             viewer,
             ctx.dashboard_url,
+            organizer_of(ctx.email_from),
             notice,
             with_invite=ctx.booked_now == state.session_id,
             rescheduled=state.rescheduling is not None,

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel import dates as babel_dates
 from babel.core import get_global
+
+from engine.slots import day_bounds_utc
 
 __all__ = [
     "first_weekday",
@@ -181,13 +183,37 @@ def weekday_initials(locale: str, first_weekday: int | None = None) -> list[str]
     return [short[(start + offset) % 7] for offset in range(7)]
 
 
-def timezone_note(timezone: str, at: datetime, locale: str) -> str:
-    """Footer naming the zone used, so users never guess whose clock the times are in.
+def timezone_note(timezone: str, day: date, locale: str) -> str:
+    """Footer naming the zone of the times shown, right for that very day.
 
-    ``locale`` is accepted for a future translation; the wording is English for now.
+    On a day whose UTC offset changes (DST starts or ends) one abbreviation would be wrong for
+    part of the list, so the note names both and the local time the second one starts.
     """
     zone = _zone(timezone)
-    return f"Times shown in {zone.key} ({_zone_abbreviation(_localize(at, zone))})"
+    start, end = day_bounds_utc(day, timezone)
+    first = _zone_abbreviation(_localize(start, zone))
+    change = _offset_change(start, end, zone)
+    if change is None:
+        return f"Times shown in {zone.key} ({first})"
+    then = _zone_abbreviation(_localize(change, zone))
+    since = format_time(change, timezone, locale)
+    return f"Times shown in {zone.key} ({first}, then {then} from {since})"
+
+
+def _offset_change(start: datetime, end: datetime, zone: ZoneInfo) -> datetime | None:
+    """The first instant in [start, end) with another UTC offset than `start`, to the minute."""
+    offset = start.astimezone(zone).utcoffset()
+    last = end - timedelta(minutes=1)  # `end` is the next day's first instant
+    if last.astimezone(zone).utcoffset() == offset:
+        return None  # offsets change at most once a day in the tz database
+    low, high = start, last
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high.replace(second=0, microsecond=0)
 
 
 def month_grid(year: int, month: int, first_weekday: int) -> list[list[date | None]]:

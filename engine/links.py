@@ -15,6 +15,18 @@ tag truncated to 16 bytes, and written as unpadded base64url:
 
 That is at most 46 bytes, i.e. 62 characters. Without the secret nobody can mint a link that
 names another user, and an old link stops working once it expires.
+
+"Manage in Telegram" links (in confirmation and reminder e-mails) open /mysessions instead of
+the booking wizard. They name only the user, under a layout and HMAC domain of their own, so a
+manage link never verifies as a booking link or the other way round:
+
+    header  u8   2 (the manage-link version; booking links start with 1 or 0x81)
+    user    u64
+    expires u32  epoch seconds, UTC: `MANAGE_LINK_GRACE` after the session's end
+    tag     16 bytes of HMAC-SHA256(secret, manage domain + everything above)
+
+29 bytes, 39 characters. A manage link signs its holder in like a booking link does, so it
+lives only as long as it is useful: until a day after the session it was sent for ends.
 """
 
 from __future__ import annotations
@@ -27,17 +39,23 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 __all__ = [
+    "MANAGE_LINK_GRACE",
     "MAX_PAYLOAD_LENGTH",
     "SOURCES",
     "LinkClaims",
     "LinkError",
+    "ManageClaims",
     "deep_link",
+    "manage_link_expiry",
     "sign",
+    "sign_manage",
     "verify",
+    "verify_any",
+    "verify_manage",
 ]
 
 # The spec's incoming pages (course detail, student dashboard, ST profile, ST directory, course
@@ -67,12 +85,18 @@ _TAG_LENGTH = 16
 # Domain separation: a tag made for this purpose is never valid for another use of the secret.
 _DOMAIN = b"bookbot/deep-link/v1\x00"
 
+_MANAGE_VERSION = 2
+_MANAGE = struct.Struct(">BQI")  # header, user, expires
+_MANAGE_DOMAIN = b"bookbot/manage-link/v1\x00"
+MANAGE_LINK_GRACE = timedelta(days=1)
+"""How long after its session ends an e-mail's "Manage in Telegram" link still works."""
+
 _MAX_U64 = 2**64 - 1
 _MAX_U32 = 2**32 - 1
 
 
 # "used": already opened from another chat account (links are bearer tokens: one account each)
-LinkFailure = Literal["malformed", "bad_signature", "expired", "used"]
+LinkFailure = Literal["malformed", "bad_signature", "expired", "used", "linked_elsewhere"]
 
 
 class LinkError(Exception):
@@ -104,12 +128,41 @@ class LinkClaims:
             _check_u64("teacher_id", self.teacher_id)
         if self.source not in _SOURCE_CODES:
             raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
-        if self.expires_at.tzinfo is None or self.expires_at.utcoffset() is None:
-            raise ValueError("expires_at must be timezone-aware")
-        expires = self.expires_at.astimezone(UTC).replace(microsecond=0)
-        if not 0 <= int(expires.timestamp()) <= _MAX_U32:
-            raise ValueError("expires_at must lie between 1970 and 2106")
-        object.__setattr__(self, "expires_at", expires)
+        object.__setattr__(self, "expires_at", _expiry(self.expires_at))
+
+
+@dataclass(frozen=True)
+class ManageClaims:
+    """A "Manage in Telegram" link: sign in as `user_id` and show /mysessions.
+
+    `expires_at` is normalised like `LinkClaims.expires_at`, so `verify_manage(sign_manage(c))`
+    gives `c` back.
+    """
+
+    user_id: int
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_u64("user_id", self.user_id)
+        object.__setattr__(self, "expires_at", _expiry(self.expires_at))
+
+
+def manage_link_expiry(session_end: datetime) -> datetime:
+    """When the manage link of an e-mail about a session ending at `session_end` expires.
+
+    Derived from the session, not from the sending time, so a retried e-mail carries the very
+    same link (and the same bytes, which the provider's idempotency check compares).
+    """
+    return session_end + MANAGE_LINK_GRACE
+
+
+def _expiry(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("expires_at must be timezone-aware")
+    expires = value.astimezone(UTC).replace(microsecond=0)
+    if not 0 <= int(expires.timestamp()) <= _MAX_U32:
+        raise ValueError("expires_at must lie between 1970 and 2106")
+    return expires
 
 
 def _check_u64(name: str, value: int) -> None:
@@ -124,8 +177,8 @@ def _key(secret: str) -> bytes:
     return secret.encode("utf-8")
 
 
-def _tag(key: bytes, body: bytes) -> bytes:
-    return hmac.new(key, _DOMAIN + body, hashlib.sha256).digest()[:_TAG_LENGTH]
+def _tag(key: bytes, body: bytes, domain: bytes = _DOMAIN) -> bytes:
+    return hmac.new(key, domain + body, hashlib.sha256).digest()[:_TAG_LENGTH]
 
 
 def _b64encode(raw: bytes) -> str:
@@ -204,6 +257,41 @@ def verify(payload: str, secret: str, now: datetime) -> LinkClaims:
     if now >= claims.expires_at:
         raise LinkError("expired")
     return claims
+
+
+def sign_manage(claims: ManageClaims, secret: str) -> str:
+    """Pack and sign a manage link's claims (39 characters)."""
+    key = _key(secret)
+    body = _MANAGE.pack(_MANAGE_VERSION, claims.user_id, int(claims.expires_at.timestamp()))
+    payload = _b64encode(body + _tag(key, body, _MANAGE_DOMAIN))
+    assert len(payload) <= MAX_PAYLOAD_LENGTH and _PAYLOAD_RE.fullmatch(payload)
+    return payload
+
+
+def verify_manage(payload: str, secret: str, now: datetime) -> ManageClaims:
+    """The claims of a genuine, unexpired manage payload; `LinkError` otherwise, checked in the
+    same order as `verify` (malformed, bad_signature, expired)."""
+    key = _key(secret)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    raw = _decode(payload)
+    if len(raw) != _MANAGE.size + _TAG_LENGTH or raw[0] != _MANAGE_VERSION:
+        raise LinkError("malformed")
+    body, tag = raw[:-_TAG_LENGTH], raw[-_TAG_LENGTH:]
+    if not hmac.compare_digest(tag, _tag(key, body, _MANAGE_DOMAIN)):
+        raise LinkError("bad_signature")
+    _, user_id, expires = _MANAGE.unpack(body)
+    claims = ManageClaims(user_id=user_id, expires_at=datetime.fromtimestamp(expires, UTC))
+    if now >= claims.expires_at:
+        raise LinkError("expired")
+    return claims
+
+
+def verify_any(payload: str, secret: str, now: datetime) -> LinkClaims | ManageClaims:
+    """A /start payload of either kind, told apart by its first byte (the version)."""
+    if _decode(payload)[:1] == bytes([_MANAGE_VERSION]):
+        return verify_manage(payload, secret, now)
+    return verify(payload, secret, now)
 
 
 def _telegram_helper() -> Callable[[str, str], str] | None:

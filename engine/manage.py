@@ -178,7 +178,7 @@ async def cancel(
         info = await _info(repo, booked, user_id)
         if info.start - now < cutoff:
             return TooLate(info, cutoff.total_seconds() / 3600)
-        await repo.cancel_session(booked)
+        await repo.cancel_session(booked, by=user_id, at=now)
         other = booked.teacher_id if user_id == booked.student_id else booked.student_id
         assert other is not None
         # The outbox tells the other person in chat and sends both the calendar's CANCEL.
@@ -217,3 +217,11 @@ async def describe(
         if booked is None:
             return Unavailable()
         return await _info(repo, booked, user_id)
+
+
+async def keep(
+    factory: async_sessionmaker[AsyncSession], session_id: int, user_id: int
+) -> SessionInfo | Unavailable:
+    """ "Keep it" under a cancel question: answered only for the presser's own scheduled session,
+    so forged button data learns nothing and changes no message."""
+    return await describe(factory, session_id, user_id)

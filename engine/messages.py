@@ -77,6 +77,9 @@ SUCCESS_BODY: Final = "Your session with {name} is booked. Session #{session_id}
 
 # Schedule Later (CD-033)
 SCHEDULED_LATER_TITLE: Final = "Saved for later"
+ALREADY_SAVED: Final = (
+    "You already had a saved session of {course}, so no new one was added: it still counts once."
+)
 SCHEDULED_LATER_BODY: Final = (
     "We saved a session of {course} for you to schedule later. It counts as one of your "
     "{count} sessions and is listed in /mysessions. Tap “Schedule now” or send /book when "
@@ -96,7 +99,7 @@ EXPIRED: Final = "This option has expired."
 USE_BUTTONS: Final = "Please use the buttons, or type a date like “next friday”."
 USE_BUTTONS_ONLY: Final = "Please choose one of the options below."
 DATE_UNPARSEABLE: Final = (
-    "Sorry, I couldn't read “{text}” as a date. Try “tomorrow”, “next friday” or “25 Nov”."
+    "Sorry, I couldn't read “{text}” as a date. Try “tomorrow”, “next friday” or “{example}”."
 )
 DATE_PAST: Final = "“{day}” is in the past. Pick today or a later day."
 DATE_NO_SLOTS: Final = "No free times on {day}. Pick another day."
@@ -104,6 +107,11 @@ DATE_TOO_FAR: Final = "{day} is too far ahead: you can book up to {days} days in
 NO_SLOTS_THIS_WEEK: Final = "No free times left this week."
 NO_SLOTS_AT_ALL: Final = "{name} has no free times in the next {days} days. Try later."
 CANCELLED: Final = "Booking cancelled. Send /book to start again."
+NOTHING_TO_CANCEL: Final = (
+    "There is no booking in progress to cancel. To cancel a booked session, send /mysessions."
+)
+AFTER_FINAL: Final = "Send /book to book another session, or /mysessions to see your sessions."
+YOU_TEACH: Final = "You teach {course}; links to book it are for students."
 
 # /mysessions
 MY_SESSIONS_TITLE: Final = "Your upcoming sessions"
@@ -122,6 +130,21 @@ LINK_USED: Final = (
     "This link was already opened from another Telegram account. Open “Book a Session” on the "
     "tutoring website yourself to get your own link."
 )
+ALREADY_LINKED: Final = (
+    "This Telegram account is already linked to {name}. To link it to another account, send "
+    "/unlink first, then open the link again."
+)
+UNLINK_CONFIRM: Final = (
+    "Unlink this Telegram account from {name}? You will not get reminders here until you open "
+    "a link from the tutoring website again."
+)
+YES_UNLINK: Final = "Yes, unlink"
+KEEP_LINKED: Final = "Keep it linked"
+UNLINKED: Final = (
+    "This Telegram account is no longer linked to {name}. Open “Book a Session” on the tutoring "
+    "website to link it again."
+)
+STAYS_LINKED: Final = "Nothing changed: this Telegram account stays linked to {name}."
 NOT_LINKED: Final = (
     "Your Telegram account is not linked yet. Open “Book a Session” on the tutoring website "
     "and tap the Telegram button: that links this chat to your account."
@@ -131,6 +154,7 @@ HELP: Final = (
     "/book: pick a course and book a session\n"
     "/mysessions: your upcoming sessions\n"
     "/cancel: leave the booking wizard\n"
+    "/unlink: unlink this Telegram account from your tutoring account\n"
     "/help: this message\n"
     "You can also type a date (“next friday”) on the calendar step."
 )
@@ -167,4 +191,6 @@ SESSION_OVER: Final = "This session has ended."
 # Reminders (the outbox worker)
 REMINDER: Final = "⏰ Reminder: your {course} session with {name} starts {left} ({when})."
 STARTING: Final = "🎥 Your {course} session with {name} starts now ({when}). Join here:"
-NUDGE: Final = "You saved a {course} session to schedule later. Pick a time whenever you are ready."
+NUDGE: Final = (
+    "You saved a session of {course} to schedule later. Pick a time whenever you are ready."
+)

@@ -125,6 +125,12 @@ class Screen:
     calendar: tuple[tuple[Button, ...], ...] = ()  # weeks of day buttons, shown as a grid
     prompt: str | None = None  # what typed text does here
     loading: bool = False
+    # The wizard ended here: the message stays as drawn (text and buttons); what follows is
+    # drawn as a new message.
+    final: bool = False
+    # Nothing changed (stale press, text after a final screen): only `notice` is news, every
+    # message on screen stays as it is.
+    unchanged: bool = False
     files: tuple[Attachment, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
     nonce: int = 0  # the conversation version these buttons belong to

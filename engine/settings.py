@@ -70,15 +70,39 @@ class Settings(BaseSettings):
     )
     serve_host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
     serve_port: int = Field(default=8080, description="`bookbot serve` listen port.")
+    log_level: str | None = Field(
+        default=None,
+        description="Root log level; unset: INFO for telegram/serve/worker, WARNING otherwise.",
+    )
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Connections each process keeps open to PostgreSQL."
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, description="Extra connections a process may open in a burst."
+    )
+    processed_updates_keep_hours: float = Field(
+        default=48,
+        ge=24,  # Telegram redelivers an unacknowledged update for up to 24 hours
+        description="The worker prunes de-duplication records of platform deliveries this old.",
+    )
+    link_uses_keep_hours: float = Field(
+        default=24,
+        ge=0,
+        description="The worker prunes a deep link's first-use record this long after it expired.",
+    )
 
 
 DEV_LINK_SECRET = "local-development-secret"
 DEV_WEBHOOK_SECRET = "change-me-webhook-secret"
+MIN_LINK_SECRET_BYTES = 32
 
 
 def insecure_defaults(settings: Settings, *, webhook: bool) -> list[str]:
     """Secrets still at their development defaults: with them anyone could act as any user."""
-    found = ["LINK_SECRET"] if settings.link_secret == DEV_LINK_SECRET else []
+    weak = settings.link_secret == DEV_LINK_SECRET
+    # HMAC-SHA256 keys shorter than the hash are guessable offline from one captured link.
+    weak = weak or len(settings.link_secret.encode()) < MIN_LINK_SECRET_BYTES
+    found = ["LINK_SECRET"] if weak else []
     if webhook and settings.telegram_webhook_secret == DEV_WEBHOOK_SECRET:
         found.append("TELEGRAM_WEBHOOK_SECRET")
     return found

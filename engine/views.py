@@ -228,11 +228,10 @@ def choose_time(
     rows = tuple(
         tuple(buttons[i : i + SLOTS_PER_ROW]) for i in range(0, len(buttons), SLOTS_PER_ROW)
     )
-    at = slots[0] if slots else now
     lines: tuple[str, ...] = (
         teacher_line(teacher),
         m.STEP_CHOOSE_TIME.format(day=format_day(day, viewer.locale)),
-        timezone_note(viewer.timezone, at, viewer.locale),
+        timezone_note(viewer.timezone, day, viewer.locale),
     )
     if not slots:
         lines += (m.DATE_NO_SLOTS.format(day=format_day(day, viewer.locale)),)
@@ -311,8 +310,13 @@ def calendar_event(
     reminders: bool,
     note: str | None,
     viewer: Viewer,
+    organizer: tuple[str, str | None],
 ) -> CalendarEvent:
-    """The invite both people get; the UID is stable so later updates replace it."""
+    """The invite both people get; the UID is stable so later updates replace it.
+
+    `organizer` is the tutoring service (`EMAIL_FROM`), which sends every update and the CANCEL;
+    the student and the ST are the attendees (engine/calendar.py says why).
+    """
     description = "\n".join(
         line
         for line in (
@@ -330,8 +334,8 @@ def calendar_event(
         summary=m.CALENDAR_SUMMARY.format(course=course.title, name=teacher.name),
         description=description,
         location=None,
-        organizer_email=teacher.email,
-        organizer_name=teacher.name,
+        organizer_email=organizer[0],
+        organizer_name=organizer[1],
         attendees=tuple(
             (email, name)
             for email, name in ((viewer.email, viewer.name), (teacher.email, teacher.name))
@@ -350,6 +354,7 @@ def success(
     note: str | None,
     viewer: Viewer,
     dashboard_url: str,
+    organizer: tuple[str, str | None],
     notice: str | None = None,
     with_invite: bool = False,
     rescheduled: bool = False,
@@ -365,7 +370,7 @@ def success(
     if rescheduled:
         lines += (m.RESCHEDULED,)
     lines += (m.ADD_TO_CALENDAR,)
-    event = calendar_event(course, teacher, start, session_id, reminders, note, viewer)
+    event = calendar_event(course, teacher, start, session_id, reminders, note, viewer, organizer)
     files = (
         (Attachment(f"session-{session_id}.ics", ics(event), "text/calendar; method=REQUEST"),)
         if with_invite
@@ -384,6 +389,7 @@ def success(
             (Button(m.BACK_TO_DASHBOARD, url=dashboard_url),),
             (_button(m.BOOK_ANOTHER, Kind.BOOK_ANOTHER),),
         ),
+        final=True,
         files=files,
         extra={"session_id": str(session_id)},
     )
@@ -399,11 +405,12 @@ def scheduled_later(course: CourseInfo, dashboard_url: str, notice: str | None =
             (_button(m.SCHEDULE_NOW, Kind.BOOK_ANOTHER),),
             (Button(m.BACK_TO_DASHBOARD, url=dashboard_url),),
         ),
+        final=True,
     )
 
 
 def ended(text: str) -> Screen:
-    return Screen("idle", text)
+    return Screen("idle", text, final=True)
 
 
 def _minutes(moment: datetime) -> str:

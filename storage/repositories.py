@@ -217,15 +217,44 @@ class Repo:
             .execution_options(populate_existing=True)
         )
 
-    async def cancel_session(self, booked: Session) -> None:
-        """Free the slot (constraints ignore cancelled rows) and drop its pending reminders."""
+    async def cancel_session(self, booked: Session, *, by: int, at: datetime) -> None:
+        """Free the slot (constraints ignore cancelled rows) and drop its pending reminders.
+
+        `at` and `by` are kept: the calendar CANCEL is stamped with `at` on every retry, and each
+        person's e-mail says who cancelled.
+        """
         booked.status = SessionStatus.CANCELLED.value
         booked.sequence += 1
+        booked.cancelled_at = at
+        booked.cancelled_by = by
         await cancel_pending(self.session, booked.id)
         await self.session.flush()
 
     def add_job(self, session_id: int, kind: str, due_at: datetime) -> None:
         self.session.add(ReminderJob(session_id=session_id, kind=kind, due_at=due_at))
+
+    async def saved_session(self, student_id: int, course_id: int) -> int | None:
+        """The student's oldest "Schedule Later" session of this course, if one exists."""
+        found: int | None = await self.session.scalar(
+            select(Session.id)
+            .where(
+                Session.student_id == student_id,
+                Session.course_id == course_id,
+                Session.status == SessionStatus.UNSCHEDULED,
+            )
+            .order_by(Session.id)
+            .limit(1)
+        )
+        return found
+
+    async def teaches(self, user_id: int, course_id: int) -> bool:
+        """Whether the user is one of the course's STs (active or not)."""
+        found = await self.session.scalar(
+            select(StudentTeacher.id).where(
+                StudentTeacher.user_id == user_id, StudentTeacher.course_id == course_id
+            )
+        )
+        return found is not None
 
     async def add_unscheduled_session(
         self, *, course_id: int, student_id: int, created_via: str
@@ -256,17 +285,34 @@ class Repo:
     async def link_identity(
         self, platform: str, external_id: str, user_id: int, chat_id: str | None = None
     ) -> ChatIdentity:
+        """Link a chat account, or refresh its chat id when it is already this user's.
+
+        An account linked to another user is never moved here (that would let a forwarded or
+        planted link sign someone into a stranger's account): callers check `identity` first
+        and unlinking is a deliberate step of its own.
+        """
         found = await self.identity(platform, external_id)
         if found is None:
             found = ChatIdentity(
                 platform=platform, external_id=external_id, user_id=user_id, chat_id=chat_id
             )
             self.session.add(found)
+        elif found.user_id != user_id:
+            raise ValueError("chat account is linked to another user")
         else:
-            found.user_id = user_id
             found.chat_id = chat_id or found.chat_id
         await self.session.flush()
         return found
+
+    async def unlink_identity(self, platform: str, external_id: str) -> int | None:
+        """Remove the link; the user it belonged to, or None when there was none."""
+        found = await self.identity(platform, external_id)
+        if found is None:
+            return None
+        user_id = found.user_id
+        await self.session.delete(found)
+        await self.session.flush()
+        return user_id
 
     async def claim_link(self, digest: str, platform: str, external_id: str) -> bool:
         """True when this chat account is the first (or the same) to open the link."""

@@ -49,7 +49,9 @@ class Chat:
             update_id=update_id,
             on_loading=on_loading,
         )
-        if screen is not None:
+        if screen is not None and not screen.unchanged:
+            # An unchanged answer (a stale press, text after a final screen) is a notice
+            # only: what is on screen stays, as it does in a real chat.
             self.screens.append(screen)
         return screen
 

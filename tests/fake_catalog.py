@@ -192,6 +192,9 @@ class FakeCatalog:
     async def is_enrolled(self, student_id: int, course_id: int) -> bool:
         return (student_id, course_id) in self.enrollments
 
+    async def teaches(self, user_id: int, course_id: int) -> bool:
+        return (course_id, user_id) in self.sts
+
     async def sessions_left(self, student_id: int, course_id: int) -> int:
         course = self.courses.get(course_id)
         return course.session_count - self.counted(student_id, course_id) if course else 0
@@ -290,6 +293,13 @@ class FakeCatalog:
     ) -> ScheduledLater | NotEnrolled | NoSessionsLeft:
         if (student_id, course_id) not in self.enrollments:
             return NotEnrolled()
+        for saved in self.sessions:
+            if (saved.student_id, saved.course_id, saved.status) == (
+                student_id,
+                course_id,
+                UNSCHEDULED,
+            ):
+                return ScheduledLater(saved.id, reused=True)
         if await self.sessions_left(student_id, course_id) <= 0:
             return NoSessionsLeft()
         return ScheduledLater(self._add(course_id, student_id, UNSCHEDULED, platform=platform).id)

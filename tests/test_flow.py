@@ -152,8 +152,9 @@ async def test_booking_shows_a_loading_state_then_the_success_screen(db: Factory
     assert outlook and "startdt=2026-11-27T10:00:00Z" in outlook
     (invite,) = screen.files
     assert invite.filename.endswith(".ics") and b"METHOD:REQUEST" in invite.content
-    redrawn = await chat.send(flow_press("garbage"))  # a redraw of the same screen
-    assert redrawn is not None and redrawn.step == "success" and redrawn.files == ()
+    redrawn = await chat.send(flow_press("garbage"))  # nothing is redrawn, nor re-sent
+    assert redrawn is not None and redrawn.unchanged and redrawn.files == ()
+    assert redrawn.notice == m.EXPIRED and chat.screen is screen
     (booked,) = await sessions(db)
     assert (booked.status, booked.scheduled_start, booked.created_via) == (
         "scheduled",
@@ -278,7 +279,7 @@ async def test_a_button_from_an_old_screen_has_expired_and_books_nothing(db: Fac
     await chat.press("‹ Back")
     stale = await chat.send(flow_press(old.data(book_button)))
     assert stale is not None and stale.notice == "This option has expired."
-    assert stale.step == "choose_time"
+    assert stale.unchanged and chat.screen.step == "choose_time"
     assert await sessions(db) == []
 
 
@@ -300,7 +301,7 @@ async def test_forged_or_oversized_button_data_is_refused_with_the_current_scree
     await to_confirm(chat, world)
     screen = await chat.send(flow_press(data))
     assert screen is not None and screen.notice == "This option has expired."
-    assert screen.step == "confirm"
+    assert screen.unchanged and chat.screen.step == "confirm"
     assert await sessions(db) == []
 
 

@@ -561,7 +561,9 @@ def test_the_fake_catalog_counts_sessions_fills_placeholders_and_sees_the_studen
     evening = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)  # 18:30 in Kolkata
     later = run(catalog.schedule_later(STUDENT, 2, "test"))
     assert isinstance(later, ScheduledLater)
-    assert run(catalog.schedule_later(STUDENT, 2, "test")) == NoSessionsLeft()
+    # Saving again reuses the saved session instead of using up another one.
+    again = run(catalog.schedule_later(STUDENT, 2, "test"))
+    assert again == ScheduledLater(later.session_id, reused=True)
     assert run(catalog.book(chemistry(evening), NOW)) == Booked(later.session_id)  # filled
     assert run(catalog.book(chemistry(evening + timedelta(hours=2)), NOW)) == NoSessionsLeft()
     calculus = BookingRequest(

@@ -135,7 +135,13 @@ async def test_a_student_books_end_to_end_from_a_course_page_deep_link(
     sam = fake.user(SAM_TG, "Sam")
     fake.user(ADA_TG, "Ada")
     await register_commands(bot.app)
-    assert [c["command"] for c in fake.commands()] == ["book", "mysessions", "cancel", "help"]
+    assert [c["command"] for c in fake.commands()] == [
+        "book",
+        "mysessions",
+        "cancel",
+        "unlink",
+        "help",
+    ]
 
     await bot.say(sam, f"/start {payload(world)}")
     assert "Step 1 of 4 · Choose a Student-Teacher" in wizard(fake, SAM_TG)
@@ -368,11 +374,12 @@ async def test_forged_or_oversized_button_data_says_expired_and_keeps_the_screen
     sam = fake.user(SAM_TG)
     await book_to_confirm(bot, sam, world)
     before = wizard(fake, SAM_TG)
+    calls = len(fake.calls)
     await bot.deliver(sam.press_data(data))
-    assert m.EXPIRED in [c.params.get("text") for c in fake.calls_to("answerCallbackQuery")]
-    assert "Step 4 of 4 · Confirm your booking" in wizard(fake, SAM_TG)
-    assert "This option has expired." in wizard(fake, SAM_TG)
-    assert wizard(fake, SAM_TG).split("\n")[1:] == before.split("\n")  # the notice, then it
+    # One toast and nothing else: no message is edited, deleted or sent again.
+    (answer,) = fake.calls[calls:]
+    assert answer.method == "answerCallbackQuery" and answer.params.get("text") == m.EXPIRED
+    assert wizard(fake, SAM_TG) == before
     assert await sessions(pg) == []
 
 
@@ -587,4 +594,31 @@ def test_the_bot_refuses_to_start_with_the_development_secrets() -> None:
         "LINK_SECRET",
         "TELEGRAM_WEBHOOK_SECRET",
     ]
-    assert insecure_defaults(Settings(link_secret="s3cret"), webhook=False) == []
+    strong = "k" * 32
+    assert insecure_defaults(Settings(link_secret=strong), webhook=False) == []
+
+
+def test_the_bot_refuses_a_link_secret_shorter_than_32_bytes() -> None:
+    from engine.settings import insecure_defaults
+
+    assert insecure_defaults(Settings(link_secret="s3cret"), webhook=False) == ["LINK_SECRET"]
+    assert insecure_defaults(Settings(link_secret="k" * 31), webhook=False) == ["LINK_SECRET"]
+    # Bytes, not characters: 11 three-byte characters are 33 bytes.
+    assert insecure_defaults(Settings(link_secret="€" * 11), webhook=False) == []
+
+
+def test_the_production_commands_refuse_a_short_link_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots.cli import main
+    from engine.settings import get_settings
+
+    monkeypatch.setenv("LINK_SECRET", "short-secret")
+    monkeypatch.setenv("TELEGRAM_TOKEN", "123:not-used")
+    get_settings.cache_clear()
+    try:
+        for command in (["telegram", "--polling"], ["serve"]):
+            with pytest.raises(SystemExit, match="at least 32 bytes"):
+                main(command)
+    finally:
+        get_settings.cache_clear()

@@ -13,6 +13,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application
 
 from bots.telegram.frontend import COMMANDS, TelegramApp, TelegramFrontEnd
@@ -77,8 +78,15 @@ def webhook_app(app: TelegramApp, secret: str) -> web.Application:
 
 
 async def register_commands(app: TelegramApp) -> None:
-    """The command menu Telegram shows next to the text box (setMyCommands)."""
-    await app.bot.set_my_commands(COMMANDS)
+    """The command menu Telegram shows next to the text box (setMyCommands).
+
+    A menu is a convenience: when Telegram refuses it (or is briefly down) the bot still
+    starts, and the commands still work when typed.
+    """
+    try:
+        await app.bot.set_my_commands(COMMANDS)
+    except TelegramError as error:
+        log.warning("setMyCommands failed (%s); starting without the command menu", error)
 
 
 async def wait_for_stop() -> None:

@@ -36,9 +36,9 @@ from telegram.ext import (
 from bots.telegram import render
 from engine import flow, manage
 from engine import messages as m
-from engine.accounts import Accounts
+from engine.accounts import UNLINK_NO, UNLINK_YES, Accounts, AlreadyLinked
 from engine.conversation import ConversationService, database_unavailable, utc_now
-from engine.links import LinkError
+from engine.links import LinkError, ManageClaims
 from engine.manage import manage_data, parse_manage
 from engine.my_sessions import my_sessions
 from engine.screens import Kind, Screen, decode
@@ -52,10 +52,12 @@ COMMANDS = [
     BotCommand("book", "Book a tutoring session"),
     BotCommand("mysessions", "Your upcoming sessions"),
     BotCommand("cancel", "Leave the booking wizard"),
+    BotCommand("unlink", "Unlink this Telegram account"),
     BotCommand("help", "How this bot works"),
 ]
 Context = ContextTypes.DEFAULT_TYPE
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+MAX_REMEMBERED_AVATARS = 10_000
 
 
 def _other_name(info: manage.SessionInfo, viewer_id: int) -> str:
@@ -75,6 +77,9 @@ class TelegramFrontEnd:
         self.accounts = Accounts(factory, settings)
         self.video: VideoProvider = JitsiProvider(settings.jitsi_base_url)
         self.cutoff = timedelta(minutes=settings.change_cutoff_minutes)
+        # Avatars Telegram refused once (bad URL, not an image): later cards show text at once
+        # instead of paying a failing sendPhoto each time. Per process, bounded.
+        self.bad_avatars: set[str] = set()
 
     def register(self, app: TelegramApp) -> None:
         # Private chats only: a wizard is one person's, and edited messages are not new input.
@@ -84,6 +89,7 @@ class TelegramFrontEnd:
         app.add_handler(CommandHandler("mysessions", self.upcoming, filters=private))
         app.add_handler(CommandHandler("cancel", self.cancel, filters=private))
         app.add_handler(CommandHandler("help", self.help, filters=private))
+        app.add_handler(CommandHandler("unlink", self.unlink, filters=private))
         app.add_handler(CallbackQueryHandler(self.pressed))
         app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, self.typed))
         app.add_handler(MessageHandler(private & filters.COMMAND, self.help))
@@ -102,11 +108,17 @@ class TelegramFrontEnd:
             claims = await self.accounts.link_from_payload(
                 PLATFORM, str(tg_user.id), str(chat.id), context.args[0], self.clock()
             )
+        except AlreadyLinked as error:
+            await self._say(context, chat.id, m.ALREADY_LINKED.format(name=error.linked_to))
+            return
         except LinkError as error:
             text = {"expired": m.LINK_EXPIRED, "used": m.LINK_USED}.get(
                 error.reason, m.LINK_INVALID
             )
             await self._say(context, chat.id, text)
+            return
+        if isinstance(claims, ManageClaims):  # an e-mail's "Manage in Telegram": /mysessions
+            await self._send_sessions(context, chat.id, claims.user_id)
             return
         event = flow.Start(
             course_id=claims.course_id, teacher_id=claims.teacher_id, source=claims.source
@@ -124,15 +136,54 @@ class TelegramFrontEnd:
         assert update.effective_chat is not None
         await self._say(context, update.effective_chat.id, m.HELP)
 
+    async def unlink(self, update: Update, context: Context) -> None:
+        """/unlink asks first: unlinking stops reminders in this chat."""
+        tg_user, chat = update.effective_user, update.effective_chat
+        assert tg_user is not None and chat is not None
+        name = await self.accounts.linked_name(PLATFORM, str(tg_user.id))
+        if name is None:
+            await self._say(context, chat.id, m.NOT_LINKED)
+            return
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(m.YES_UNLINK, callback_data=UNLINK_YES),
+                    InlineKeyboardButton(m.KEEP_LINKED, callback_data=UNLINK_NO),
+                ]
+            ]
+        )
+        await context.bot.send_message(
+            chat.id, m.UNLINK_CONFIRM.format(name=name), reply_markup=keyboard
+        )
+
+    async def answer_unlink(self, update: Update, context: Context) -> None:
+        query, tg_user, chat = update.callback_query, update.effective_user, update.effective_chat
+        assert query is not None and tg_user is not None and chat is not None
+        if query.data == UNLINK_YES:
+            name = await self.accounts.unlink(PLATFORM, str(tg_user.id))
+            text = m.UNLINKED.format(name=name) if name else m.NOT_LINKED
+        else:
+            name = await self.accounts.linked_name(PLATFORM, str(tg_user.id))
+            text = m.STAYS_LINKED.format(name=name) if name else m.NOT_LINKED
+        await query.answer()
+        if query.message is not None:
+            await self._quietly(
+                context.bot.edit_message_text(text, chat.id, query.message.message_id)
+            )
+
     async def upcoming(self, update: Update, context: Context) -> None:
         chat = update.effective_chat
         assert chat is not None
         user_id = await self._user(update, context)
         if user_id is None:
             return
+        await self._send_sessions(context, chat.id, user_id)
+
+    async def _send_sessions(self, context: Context, chat_id: int, user_id: int) -> None:
+        """What /mysessions shows: one message per session, each with its own buttons."""
         for screen in await my_sessions(self.factory, user_id, self.clock()):
             await context.bot.send_message(
-                chat.id,
+                chat_id,
                 render.text_of(screen),
                 ParseMode.HTML,
                 reply_markup=render.keyboard(screen),
@@ -145,6 +196,9 @@ class TelegramFrontEnd:
         assert query is not None and chat is not None
         if chat.type != chat.PRIVATE:
             await query.answer()
+            return
+        if query.data in (UNLINK_YES, UNLINK_NO):
+            await self.answer_unlink(update, context)
             return
         user_id = await self._user(update, context)
         if user_id is None:
@@ -176,6 +230,10 @@ class TelegramFrontEnd:
         )
         if screen is None:
             return  # a redelivered press: it was answered and drawn the first time
+        if screen.unchanged:
+            # A stale or forged press changes nothing: one toast, no message touched.
+            await query.answer(screen.notice[:200] if screen.notice else None)
+            return
         if not answered:
             await query.answer(screen.notice[:200] if screen.notice else None)
         await self.show(context, chat.id, screen, pressed=pressed)
@@ -248,6 +306,9 @@ class TelegramFrontEnd:
             )
             return
         if op == "keep":
+            if isinstance(await manage.keep(self.factory, target, user_id), manage.Unavailable):
+                await query.answer(m.EXPIRED)
+                return
             await query.answer(m.KEPT)
             await self._quietly(context.bot.edit_message_text(m.KEPT, chat.id, message_id))
             return
@@ -296,8 +357,14 @@ class TelegramFrontEnd:
             update_id=str(update.update_id),
             on_loading=loading,
         )
-        if screen is not None:
-            await self.show(context, chat.id, screen)
+        if screen is None:
+            return
+        if screen.unchanged:
+            # Nothing on screen changes (text after "Session Booked!", /cancel with no wizard):
+            # the answer is a plain message, and the earlier messages keep their buttons.
+            await self._say(context, chat.id, screen.notice or m.USE_BUTTONS_ONLY)
+            return
+        await self.show(context, chat.id, screen)
 
     async def _user(self, update: Update, context: Context) -> int | None:
         """The linked platform user, or None after telling the person how to link."""
@@ -329,8 +396,8 @@ class TelegramFrontEnd:
         main, extras = await self.accounts.messages(PLATFORM, str(chat_id))
         for message_id in extras:
             await self._quietly(bot.delete_message(chat_id, message_id))
-        if pressed is not None and pressed != main and pressed not in extras:
-            await self._quietly(bot.edit_message_reply_markup(chat_id, pressed, reply_markup=None))
+        # A press on any other message (a final "Session Booked!" above, say) leaves that
+        # message as it is: final screens keep their text and buttons.
         cards = render.cards(screen)
         if main is not None and (pressed is None or cards):
             # The wizard moves below the person's message, or below the cards it introduces.
@@ -348,7 +415,9 @@ class TelegramFrontEnd:
             main = sent.message_id
         for attachment in screen.files:
             await bot.send_document(chat_id, attachment.content, filename=attachment.filename)
-        await self.accounts.remember_messages(PLATFORM, str(chat_id), main, new_extras)
+        # A final screen is never edited again: the next screen starts a new message.
+        live = None if screen.final else main
+        await self.accounts.remember_messages(PLATFORM, str(chat_id), live, new_extras)
 
     async def _edit(
         self,
@@ -369,7 +438,7 @@ class TelegramFrontEnd:
 
     async def _send_card(self, context: Context, chat_id: int, card: render.CardMessage) -> int:
         sent: Message
-        if card.photo_url:
+        if card.photo_url and card.photo_url not in self.bad_avatars:
             try:
                 sent = await context.bot.send_photo(
                     chat_id,
@@ -380,7 +449,9 @@ class TelegramFrontEnd:
                 )
                 return sent.message_id
             except BadRequest:
-                log.info("avatar %s could not be sent; showing the card as text", card.photo_url)
+                log.info("an avatar could not be sent; showing its card as text from now on")
+                if len(self.bad_avatars) < MAX_REMEMBERED_AVATARS:
+                    self.bad_avatars.add(card.photo_url)
         sent = await context.bot.send_message(
             chat_id, card.caption, ParseMode.HTML, reply_markup=card.markup
         )
