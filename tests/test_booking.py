@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import ColumnElement, func, select, text, true, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import storage.booking_tx as tx
 from engine.booking import (
@@ -25,6 +25,7 @@ from engine.booking import (
 )
 from storage.models import AnalyticsEvent, ReminderJob, Session, StudentTeacher
 from tests.factories import NOW, World, add_teacher, add_user, enroll, make_world
+from tests.locks import backend_pid, waits_for_lock
 
 SLOT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 OFFSETS = [timedelta(hours=24), timedelta(hours=1)]
@@ -213,6 +214,20 @@ def _bypass_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tx, "guard", no_rules)
 
 
+async def test_the_constraint_alone_refuses_a_booking_that_starts_inside_the_sts_buffer(
+    pg: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ST's exclusion constraint covers [start, end + buffer), not just the session itself."""
+    world = await make_world(pg, teachers=1)
+    other = await _other_student(pg, world)
+    _bypass_checks(monkeypatch)
+    assert isinstance(await book(pg, request_for(world, student_id=other)), Booked)  # 10-11 +15
+    inside_buffer = request_for(world, start=SLOT + timedelta(minutes=65))
+    assert await book(pg, inside_buffer) == SlotTaken()
+    after_buffer = request_for(world, start=SLOT + timedelta(minutes=75))
+    assert isinstance(await book(pg, after_buffer), Booked)
+
+
 @pytest.mark.parametrize("checks", ["checks and constraint", "constraint alone"])
 async def test_a_hundred_students_racing_for_one_slot_yield_exactly_one_booking(
     pg: Factory, monkeypatch: pytest.MonkeyPatch, checks: str
@@ -361,3 +376,47 @@ async def test_the_per_day_limit_holds_under_concurrent_bookings(pg: Factory) ->
         pg, request_for(world, student_id=students[0], start=SLOT + timedelta(days=1))
     )
     assert isinstance(next_day, Booked)  # the limit is per ST-local day
+
+
+@pytest.mark.parametrize("rule", ["the ST's per-day limit", "the course's session count"])
+async def test_a_second_booking_waits_for_the_first_ones_lock_and_then_sees_it(
+    pg: Factory, rule: str
+) -> None:
+    """The per-day limit and the session count have no constraint behind them: only the row
+    lock (`SELECT ... FOR UPDATE` in `lock_people`) keeps two bookings from both counting the
+    sessions before either commits. The first booking is held open after its insert; the
+    second, at a time that overlaps nothing, must queue behind it and then be refused."""
+    world = await make_world(pg, teachers=2, session_count=8 if "per-day" in rule else 1)
+    if "per-day" in rule:  # another student, the same ST, later that day
+        async with pg() as session, session.begin():
+            await session.execute(update(StudentTeacher).values(max_per_day=1))
+        second = request_for(world, student_id=await _other_student(pg, world))
+        refused: Outcome = SlotTaken()
+    else:  # the same student, another ST, later that day
+        second = request_for(world, teacher_id=world.teachers[1].id)
+        refused = NoSessionsLeft()
+    second = BookingRequest(
+        **{**second.__dict__, "start": SLOT + timedelta(hours=4), "end": SLOT + timedelta(hours=5)}
+    )
+    holder: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    release = asyncio.Event()
+
+    async def first_booking_held_open() -> Outcome:
+        async with pg() as session, session.begin():
+            outcome = await book_session(session, request_for(world), reminder_offsets=[], now=NOW)
+            holder.set_result(await backend_pid(session))
+            await release.wait()  # locks held, insert not yet committed
+            return outcome
+
+    first = asyncio.create_task(first_booking_held_open())
+    pid = await holder
+    later = asyncio.create_task(book(pg, second))
+    engine = pg.kw["bind"]
+    assert isinstance(engine, AsyncEngine)
+    waited = await waits_for_lock(later, engine, pid)
+    release.set()
+    outcomes = [await first, await later]
+    assert waited, f"the second booking did not wait for the first one's lock: {outcomes}"
+    assert isinstance(outcomes[0], Booked) and outcomes[1] == refused
+    async with pg() as session:
+        assert await session.scalar(select(func.count(Session.id))) == 1

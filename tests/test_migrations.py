@@ -17,6 +17,22 @@ from storage.db import make_engine
 from storage.migrate import downgrade, upgrade
 from storage.models import Base
 
+# What PostgreSQL reads back from the migration: the ST's range ends at `blocked_until` (the
+# session plus the ST's buffer), the student's at `scheduled_end`; only scheduled sessions count.
+# Names alone would pass with the wrong column, so the whole definitions are compared.
+EXCLUSION_CONSTRAINTS = {
+    "ex_sessions_student_no_overlap": (
+        "EXCLUDE USING gist (student_id WITH =, "
+        "tstzrange(scheduled_start, scheduled_end, '[)'::text) WITH &&) "
+        "WHERE (((status)::text = 'scheduled'::text))"
+    ),
+    "ex_sessions_teacher_no_overlap": (
+        "EXCLUDE USING gist (teacher_id WITH =, "
+        "tstzrange(scheduled_start, blocked_until, '[)'::text) WITH &&) "
+        "WHERE (((status)::text = 'scheduled'::text))"
+    ),
+}
+
 
 def _differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -42,7 +58,7 @@ async def test_the_migration_matches_the_models_on_sqlite(tmp_path: Path) -> Non
         await engine.dispose()
 
 
-async def test_the_migration_matches_the_models_and_adds_exclusion_constraints_on_postgresql(
+async def test_the_migration_matches_the_models_and_adds_exact_exclusion_constraints_on_postgresql(
     pg_server: str,
 ) -> None:
     name = f"bookbot_migration_{secrets.token_hex(3)}"
@@ -57,13 +73,13 @@ async def test_the_migration_matches_the_models_and_adds_exclusion_constraints_o
     try:
         await _check_round_trip(engine)
         async with engine.connect() as connection:
-            found = await connection.scalars(
-                text("SELECT conname FROM pg_constraint WHERE contype = 'x' ORDER BY conname")
+            found = await connection.execute(
+                text(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE contype = 'x' ORDER BY conname"
+                )
             )
-            assert list(found) == [
-                "ex_sessions_student_no_overlap",
-                "ex_sessions_teacher_no_overlap",
-            ]
+            assert dict(found.tuples().all()) == EXCLUSION_CONSTRAINTS
     finally:
         await engine.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -31,6 +31,7 @@ from engine.reminders import (
 from storage import outbox
 from storage.models import Session
 from tests.factories import NOW, make_world
+from tests.locks import backend_pid, waits_for_lock
 
 Factory = async_sessionmaker[AsyncSession]
 SESSIONS = cast(Table, Session.__table__)
@@ -163,15 +164,34 @@ async def test_two_concurrent_workers_send_each_of_1000_due_jobs_exactly_once(pg
     assert {row.attempts for row in rows.values()} == {1}
 
 
-async def test_claim_skips_rows_locked_by_a_concurrent_claim(pg: Factory) -> None:
+async def test_two_overlapping_claims_take_different_jobs_and_neither_waits(pg: Factory) -> None:
+    """Both claims are open at once: the first claims and stays open until the second has
+    claimed too (a barrier). With SKIP LOCKED the second takes the other rows at once; without
+    it, it queues behind the first's row locks, which PostgreSQL reports, and the test says so
+    instead of hanging or depending on a timeout."""
     await add_due_jobs(pg, 4)
-    with statements_sent(pg) as seen:
-        async with pg() as holder, holder.begin():
-            held = await outbox.claim_due(holder, now=NOW, limit=2, lease=LEASE)
-            others = await asyncio.wait_for(claim(pg, NOW), 5)  # waits without SKIP LOCKED
-    assert [job.id for job in held] == [1, 2]
-    assert [job.id for job in others] == [3, 4]
-    assert any("FOR UPDATE SKIP LOCKED" in sql for sql in seen)
+    both_claimed = asyncio.Barrier(2)
+    first_pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def claim_and_hold(limit: int) -> list[int]:
+        async with pg() as session, session.begin():
+            jobs = await outbox.claim_due(session, now=NOW, limit=limit, lease=LEASE)
+            if not first_pid.done():
+                first_pid.set_result(await backend_pid(session))
+            await both_claimed.wait()  # neither commits before both have claimed
+            return [job.id for job in jobs]
+
+    first = asyncio.create_task(claim_and_hold(2))
+    holder = await first_pid
+    second = asyncio.create_task(claim_and_hold(10))
+    engine = pg.kw["bind"]
+    assert isinstance(engine, AsyncEngine)
+    waited = await waits_for_lock(second, engine, holder)
+    if waited:
+        await both_claimed.abort()  # roll the first back so that the second can end
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert not waited, "the second claim queued behind the first claim's row locks"
+    assert results == [[1, 2], [3, 4]]
 
 
 @pytest.mark.parametrize("how", ["handler raises CancelledError", "task is cancelled"])
