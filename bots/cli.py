@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         url = args.database_url or get_settings().database_url
         if args.reset:
             remove_sqlite_file(url)
-        asyncio.run(run_demo(url, course=args.course))
+        try:
+            asyncio.run(run_demo(url, course=args.course))
+        except KeyboardInterrupt:
+            # Ctrl-C anywhere: the chat's transaction was rolled back, nothing half-saved.
+            print("\nbye")
+        return 0
     elif args.command == "migrate":
         asyncio.run(run_migrate(args.database_url or get_settings().database_url))
     elif args.command == "bench":
@@ -131,9 +136,7 @@ async def run_migrate(url: str) -> None:
 def open_engine(url: str) -> AsyncEngine:
     """Every command's engine, with the pool size from settings (see the README's rule)."""
     settings = get_settings()
-    return make_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
+    return make_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
 
 def remove_sqlite_file(url: str) -> None:
@@ -155,10 +158,14 @@ async def run_demo(url: str, *, course: str | None) -> None:
             student = await Repo(session).user(ids.student_id)
             assert student is not None
             locale = normalize_locale(student.locale)
-        print(
-            f"Signed in as {student.name} ({student.timezone}). Database: {parsed.database or url}"
+        is_file = parsed.drivername.startswith("sqlite") and bool(parsed.database)
+        where = Path(parsed.database or "").resolve() if is_file else None
+        print(f"Signed in as {student.name} ({student.timezone}). Database: {where or url}")
+        # Invites land next to the SQLite file (the checkout, with scripts/demo.sh).
+        files = (where.parent if where else Path.cwd()) / "invites"
+        await console.run(
+            service, student.id, locale, sys.stdin, print, course_slug=course, files_dir=files
         )
-        await console.run(service, student.id, locale, sys.stdin, print, course_slug=course)
     finally:
         await engine.dispose()
 

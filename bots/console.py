@@ -6,14 +6,18 @@ It reads standard input line by line, so a booking can be scripted:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+import threading
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import TextIO
 
 from engine import flow
 from engine import messages as m
-from engine.conversation import ConversationService, DatabaseUnavailable
+from engine.conversation import ConversationService, DatabaseBusy, DatabaseUnavailable
 from engine.formatting import format_day_short
 from engine.my_sessions import my_sessions
 from engine.screens import Button, Kind, Screen
@@ -63,13 +67,48 @@ def render(screen: Screen, locale: str) -> tuple[str, list[Button]]:
                 out.append(number(button))
     if screen.prompt:
         out.append(f"✎ {screen.prompt}")
-    out.extend(f"📎 {f.filename} ({f.mime_type}, {len(f.content)} bytes)" for f in screen.files)
     return "\n".join(out), choices
 
 
 def _day_cell(button: Button) -> str:
     label = button.label.strip() or ""
     return f"[{label:>2}]" if button.enabled else f" {label:>2} "
+
+
+async def read_line(stdin: TextIO) -> str:
+    """One line of input without blocking the event loop, so Ctrl-C can interrupt the wait.
+
+    The read runs in a daemon thread: a person who quits while the prompt waits must not keep
+    the process alive until they press Enter.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not answer.done():
+            answer.set_result(line)
+
+    def read() -> None:
+        try:
+            line = stdin.readline()
+        except (OSError, ValueError):  # stdin closed under us: treat as end of input
+            line = ""
+        with contextlib.suppress(RuntimeError):  # the loop already closed: nobody waits
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return await answer
+
+
+def save_files(screen: Screen, folder: Path) -> list[Path]:
+    """Write a screen's files (the .ics invite) where the person can open them."""
+    saved = []
+    for attachment in screen.files:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / Path(attachment.filename).name
+        path.write_bytes(attachment.content)
+        saved.append(path.resolve())
+    return saved
 
 
 async def run(
@@ -80,18 +119,44 @@ async def run(
     write: Callable[[str], None] = print,
     course_slug: str | None = None,
     chat_id: str = "demo",
+    files_dir: Path = Path("invites"),
+) -> None:
+    """The chat loop. Ctrl-C cancels it at whatever it awaits (`bookbot demo` then says "bye");
+    end of input and /quit end it here."""
+    await _chat(service, user_id, locale, stdin, write, course_slug, chat_id, files_dir)
+
+
+async def _chat(
+    service: ConversationService,
+    user_id: int,
+    locale: str,
+    stdin: TextIO,
+    write: Callable[[str], None],
+    course_slug: str | None,
+    chat_id: str,
+    files_dir: Path,
 ) -> None:
     async def send(event: flow.Event) -> Screen | None:
         async def loading(screen: Screen) -> None:
             write(render(screen, locale)[0])
 
         try:
-            return await service.handle(
+            screen = await service.handle(
                 platform=PLATFORM, chat_id=chat_id, user_id=user_id, event=event, on_loading=loading
             )
+        except DatabaseBusy:  # another program holds the SQLite file: nothing was saved
+            write(f"⚠️  {m.DATABASE_BUSY}")
+            return None
         except DatabaseUnavailable:  # nothing was saved: the current screen is still valid
             write(f"⚠️  {m.BOOKING_FAILED}")
             return None
+        if screen is not None and screen.unchanged:
+            write(f"⚠️  {screen.notice}")  # the screen above still holds
+            return None
+        if screen is not None:
+            for path in save_files(screen, files_dir):
+                write(f"📎 Calendar invite saved: {path}")
+        return screen
 
     write(HELP)
     current = await send(flow.Start(course_slug=course_slug, source="console"))
@@ -103,7 +168,7 @@ async def run(
             write("\n" + text)
         show = True
         write("> ")
-        line = stdin.readline()
+        line = await read_line(stdin)
         if not line:
             write("bye")
             return
@@ -134,4 +199,7 @@ async def run(
             event = flow.Press(current.data(chosen))
         else:
             event = flow.Text(line)
-        current = await send(event) or current
+        shown = await send(event)
+        if shown is None:
+            show = False  # a notice only: the numbers still refer to the screen above
+        current = shown or current

@@ -122,8 +122,15 @@ async def book_session(
     )
     try:
         result = await book_in_session(session, row)
-    except Exception:
-        log.exception("booking transaction failed")
+    except Exception as error:
+        # One line where people read logs (the terminal chat, INFO in production); the trace
+        # only at DEBUG. The error's class, never its text: that may quote the student's data.
+        log.error(
+            "booking transaction failed for student %s: %s",
+            request.student_id,
+            type(error).__name__,
+        )
+        log.debug("booking transaction failure", exc_info=True)
         return BookingFailed()
     if result.session_id is not None:
         return Booked(result.session_id)

@@ -4,22 +4,30 @@ A student or ST who books through a chat bot should find the session in the cale
 already use: an `.ics` invite works with every mail client and calendar app, and the Google and
 Outlook links cover people who never open attachments. Times are always written in UTC (`Z`), so
 no VTIMEZONE is needed and every client shows the session at the right local time, across DST.
+
+Roles (RFC 5546): the tutoring service (`EMAIL_FROM`) is the ORGANIZER, since it sends every
+REQUEST and CANCEL; the student and the ST are both ATTENDEEs, REQ-PARTICIPANT. The booking is
+final when it is made (the student picked a time from the ST's published hours), so both are
+PARTSTAT=ACCEPTED with RSVP=FALSE: no calendar app asks anyone to answer an address that reads
+no replies, and changes go through the chat instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from typing import Literal
 from urllib.parse import quote, urlencode
 
-from icalendar import PARTSTAT, ROLE, STATUS, Alarm, Calendar, Event, vCalAddress
+from icalendar import CUTYPE, PARTSTAT, ROLE, STATUS, Alarm, Calendar, Event, vCalAddress
 
 __all__ = [
     "PRODID",
     "CalendarEvent",
     "google_calendar_url",
     "ics",
+    "organizer_of",
     "outlook_calendar_url",
 ]
 
@@ -71,6 +79,16 @@ def _check_email(email: str) -> str:
     return email
 
 
+def organizer_of(email_from: str) -> tuple[str, str | None]:
+    """The ORGANIZER (address, name) from the `EMAIL_FROM` setting, "Name <addr>" or "addr".
+
+    The invites' organizer is the address the e-mails come from, so a calendar app that checks
+    that a CANCEL comes from the organizer accepts it.
+    """
+    name, address = parseaddr(email_from)
+    return _check_email(address), name or None
+
+
 def _alarm(minutes: int, text: str) -> Alarm:
     # Plain `add`: icalendar 7.0 has no ACTION attribute, and assigning one would be ignored.
     alarm = Alarm()
@@ -99,13 +117,16 @@ def ics(
     elif stamp.tzinfo is None or stamp.utcoffset() is None:
         raise ValueError("stamp must be timezone-aware")
     cancelled = method == "CANCEL"
+    # The same ATTENDEE lines in the CANCEL: RFC 5546 (3.2.5) wants every attendee listed when
+    # the whole event is cancelled. See the module docstring for ACCEPTED and RSVP=FALSE.
     attendees = [
         vCalAddress.new(
             _check_email(email),
             cn=name or None,
+            cutype=CUTYPE.INDIVIDUAL,
             role=ROLE.REQ_PARTICIPANT,
-            partstat=PARTSTAT.NEEDS_ACTION,
-            rsvp=True,
+            partstat=PARTSTAT.ACCEPTED,
+            rsvp=False,
         )
         for email, name in event.attendees
     ]

@@ -20,7 +20,7 @@ from engine.formatting import normalize_locale
 from engine.screens import Screen
 from engine.settings import Settings
 from engine.views import Viewer
-from storage.db import is_unavailable
+from storage.db import is_busy, is_unavailable
 from storage.repositories import Repo
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ class DatabaseUnavailable(Exception):
     Front ends answer "Unable to book. Please try again." and keep the current screen: the
     stored conversation is unchanged, so the same press works once the database is back.
     """
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """Another program holds the (SQLite) database's write lock longer than the busy timeout."""
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -75,6 +79,9 @@ class ConversationService:
         except DatabaseUnavailable:
             raise
         except Exception as error:
+            if is_busy(error):
+                log.warning("%s event for user %s not applied: database busy", platform, user_id)
+                raise DatabaseBusy() from error
             if not is_unavailable(error):
                 raise
             # One line, no trace: an outage would otherwise log a page per event.

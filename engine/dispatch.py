@@ -2,8 +2,10 @@
 
 Job kinds (one recipient and one message each, so a retry repeats nothing else):
 `student:before_24h`, `teacher:before_1h`, ... reminders; `student:start` / `teacher:start` the
-video room at session time; `student:nudge` for "Schedule Later"; `email:confirmation`;
-`cancelled:chat:<user>` and `cancelled:email:<user>` after a cancellation.
+video room at session time; `student:nudge` for "Schedule Later"; `email:confirmation` (the
+student's invite e-mail) and `email:confirmation:teacher` (the ST's); `email:before_24h`, ... the
+student's reminder e-mails; `cancelled:chat:<user>` and `cancelled:email:<user>` after a
+cancellation.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ from babel.dates import format_timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import messages as m
-from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
+from engine.calendar import (
+    CalendarEvent,
+    google_calendar_url,
+    ics,
+    organizer_of,
+    outlook_calendar_url,
+)
 from engine.formatting import format_datetime_long, normalize_locale
+from engine.links import ManageClaims, deep_link, manage_link_expiry, sign_manage
 from engine.manage import ensure_room, manage_data
 from engine.notify import (
     EmailContent,
     EmailError,
     EmailSender,
+    Role,
     render_cancellation,
     render_confirmation,
     render_reminder,
@@ -75,13 +85,15 @@ class Dispatcher:
             return Skip("session no longer exists")
         kind = job.kind
         if kind == "email:confirmation":
-            return await self._confirmation(facts)
+            return await self._confirmation(facts, "student")
+        if kind == "email:confirmation:teacher":
+            return await self._confirmation(facts, "teacher")
         if kind.startswith("email:before_"):
             return await self._reminder_email(facts, kind.removeprefix("email:"), now)
         if kind.startswith("cancelled:"):
             channel, user_id = kind.split(":")[1], int(kind.split(":")[2])
             if channel == "email":
-                return await self._cancellation_email(facts, user_id)
+                return await self._cancellation_email(facts, user_id, job.due_at)
             return await self._cancellation_chat(facts, user_id)
         who, what = kind.split(":", 1)
         recipient = facts.student if who == "student" else facts.teacher
@@ -198,29 +210,57 @@ class Dispatcher:
                 return Retry(None, str(error))
         return Sent()
 
-    async def _confirmation(self, facts: Facts) -> Outcome:
-        booked, student, teacher, course = facts.session, facts.student, facts.teacher, facts.course
-        if self.email is None or not student.email or teacher is None:
+    def _people(self, facts: Facts, role: Role) -> tuple[User, User] | None:
+        """(recipient, the other person) for the student's or the ST's copy."""
+        if facts.teacher is None:
+            return None
+        if role == "student":
+            return facts.student, facts.teacher
+        return facts.teacher, facts.student
+
+    def _manage_url(self, facts: Facts, user: User) -> str:
+        """ "Manage in Telegram": signs the reader in and shows /mysessions, until a day after
+        the session ends (engine/links.py); the same link on every retry of the e-mail."""
+        end = facts.session.scheduled_end
+        assert end is not None
+        claims = ManageClaims(user_id=user.id, expires_at=manage_link_expiry(end))
+        payload = sign_manage(claims, self.settings.link_secret)
+        return deep_link(self.settings.telegram_bot_username, payload)
+
+    async def _confirmation(self, facts: Facts, role: Role) -> Outcome:
+        """Each person's "Session Booked!" e-mail with the invite (both are ATTENDEEs)."""
+        booked, course = facts.session, facts.course
+        people = self._people(facts, role)
+        if self.email is None or people is None or not people[0].email:
             return Skip("no e-mail sender or address")
-        assert booked.scheduled_start is not None
+        recipient, other = people
+        assert recipient.email is not None and booked.scheduled_start is not None
         if booked.status != SessionStatus.SCHEDULED.value:
             return Skip(f"session is {booked.status}")
         event = self._event(facts)
         content = render_confirmation(
-            recipient_name=student.name,
-            recipient_email=student.email,
+            role=role,
+            recipient_name=recipient.name,
+            recipient_email=recipient.email,
+            other_name=other.name,
             course=course.title,
-            teacher=teacher.name,
-            when=self._when(facts, student),
+            when=self._when(facts, recipient),
             minutes=course.session_minutes,
             note=booked.note,
-            reminders=booked.reminders,
+            reminders=booked.reminders if role == "student" else True,
             google_url=google_calendar_url(event),
             outlook_url=outlook_calendar_url(event),
+            office365_url=outlook_calendar_url(event, office365=True),
+            manage_url=self._manage_url(facts, recipient),
             dashboard_url=self.settings.dashboard_url,
             ics=ics(event, stamp=booked.created_at),  # same bytes on every retry
         )
-        return await self._deliver(content, f"session-{booked.id}-confirmation-{booked.sequence}")
+        # The student's key is the one older releases used, so an e-mail being retried across
+        # an upgrade is still sent once.
+        key = f"session-{booked.id}-confirmation-{booked.sequence}"
+        if role == "teacher":
+            key += f"-{recipient.id}"
+        return await self._deliver(content, key)
 
     async def _reminder_email(self, facts: Facts, what: str, now: datetime) -> Outcome:
         booked, student, teacher = facts.session, facts.student, facts.teacher
@@ -242,23 +282,33 @@ class Dispatcher:
                 start - now, add_direction=True, locale=normalize_locale(student.locale)
             ),
             cutoff_hours=self.settings.change_cutoff_minutes / 60,
+            manage_url=self._manage_url(facts, student),
         )
         return await self._deliver(content, f"session-{booked.id}-{what}-{booked.sequence}")
 
-    async def _cancellation_email(self, facts: Facts, user_id: int) -> Outcome:
-        user = facts.student if user_id == facts.student.id else facts.teacher
-        if self.email is None or user is None or not user.email or facts.teacher is None:
+    async def _cancellation_email(self, facts: Facts, user_id: int, due_at: datetime) -> Outcome:
+        """Each person's cancellation, written for them; the CANCEL is stamped with the moment
+        of cancelling (`due_at` of the job only for sessions cancelled before that was kept)."""
+        role: Role = "student" if user_id == facts.student.id else "teacher"
+        people = self._people(facts, role)
+        if self.email is None or people is None or people[0].id != user_id:
             return Skip("no e-mail sender or address")
+        recipient, other = people
+        if not recipient.email:
+            return Skip("no e-mail sender or address")
+        booked = facts.session
         event = self._event(facts)
         content = render_cancellation(
-            recipient_name=user.name,
-            recipient_email=user.email,
+            role=role,
+            recipient_name=recipient.name,
+            recipient_email=recipient.email,
+            other_name=other.name,
+            cancelled_by_recipient=booked.cancelled_by == recipient.id,
             course=facts.course.title,
-            teacher=facts.teacher.name,
-            when=self._when(facts, user),
-            ics=ics(event, method="CANCEL", stamp=facts.session.created_at),
+            when=self._when(facts, recipient),
+            ics=ics(event, method="CANCEL", stamp=booked.cancelled_at or due_at),
         )
-        key = f"session-{facts.session.id}-cancel-{facts.session.sequence}-{user.id}"
+        key = f"session-{booked.id}-cancel-{booked.sequence}-{recipient.id}"
         return await self._deliver(content, key)
 
     async def _deliver(self, content: EmailContent, key: str) -> Outcome:
@@ -289,6 +339,7 @@ class Dispatcher:
             booked.reminders,
             booked.note,
             Viewer(student.id, student.name, student.timezone, student.locale, student.email),
+            organizer_of(self.settings.email_from),
         )
         return replace(event, sequence=booked.sequence)
 

@@ -158,6 +158,10 @@ HELP: Final = (
     "/help: this message\n"
     "You can also type a date (“next friday”) on the calendar step."
 )
+DATABASE_BUSY: Final = (
+    "The booking database is busy (another program is using it). Nothing was changed; please "
+    "try again in a moment."
+)
 SOMETHING_WENT_WRONG: Final = "Something went wrong on our side. Please try again."
 NOT_AVAILABLE: Final = "Not available"
 

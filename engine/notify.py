@@ -38,8 +38,10 @@ __all__ = [
     "EmailSender",
     "OutboxFolderSender",
     "ResendSender",
+    "Role",
     "render_cancellation",
     "render_confirmation",
+    "render_reminder",
 ]
 
 TEMPLATES_DIR = Path(__file__).parent.parent / "templates"
@@ -175,22 +177,39 @@ def _check_ics(data: bytes, method: Literal["REQUEST", "CANCEL"]) -> bytes:
     return data
 
 
+Role = Literal["student", "teacher"]
+"""Whose copy an e-mail is: each person's is written for them (greeting, "with <other>")."""
+
+
+def _other_label(role: Role) -> str:
+    """What the other person is to the reader, for the "with" row."""
+    return "Student-Teacher" if role == "student" else "Student"
+
+
+def _links(**urls: str) -> dict[str, str]:
+    return {name: _check_url(url, name) for name, url in urls.items()}
+
+
 def render_confirmation(
     *,
+    role: Role,
     recipient_name: str,
     recipient_email: str,
+    other_name: str,
     course: str,
-    teacher: str,
     when: str,
     minutes: int,
     note: str | None,
     reminders: bool,
     google_url: str,
     outlook_url: str,
+    office365_url: str,
+    manage_url: str,
     dashboard_url: str,
     ics: bytes,
 ) -> EmailContent:
-    """The "Session Booked!" e-mail; `when` is already in the recipient's zone and locale.
+    """The "Session Booked!" e-mail, the student's or the ST's copy (`role`), each with the
+    same invite; `when` is already in the recipient's zone and locale.
 
     Rendering is deterministic for the same input, which matters: Resend answers a retry whose
     payload differs from the first attempt under the same idempotency key with a 409.
@@ -200,22 +219,28 @@ def render_confirmation(
     context: dict[str, Any] = {
         "title": m.SUCCESS_TITLE,
         "back_to_dashboard": m.BACK_TO_DASHBOARD,
+        "role": role,
         "recipient_name": recipient_name,
+        "other_name": other_name,
+        "other_label": _other_label(role),
         "course": course,
-        "teacher": teacher,
         "when": when,
         "minutes": minutes,
         "note": note.strip() if note and note.strip() else None,
         "reminders": reminders,
-        "google_url": _check_url(google_url, "google_url"),
-        "outlook_url": _check_url(outlook_url, "outlook_url"),
-        "dashboard_url": _check_url(dashboard_url, "dashboard_url"),
+        **_links(
+            google_url=google_url,
+            outlook_url=outlook_url,
+            office365_url=office365_url,
+            manage_url=manage_url,
+            dashboard_url=dashboard_url,
+        ),
     }
     html, text = _render("confirmation", context)
     return EmailContent(
         to_email=_check_address(recipient_email),
         to_name=_one_line(recipient_name),
-        subject=_subject(f"{m.SUCCESS_TITLE} {course} with {teacher}, {when}"),
+        subject=_subject(f"{m.SUCCESS_TITLE} {course} with {other_name}, {when}"),
         html=html,
         text=text,
         ics=_check_ics(ics, "REQUEST"),
@@ -226,26 +251,33 @@ def render_confirmation(
 
 def render_cancellation(
     *,
+    role: Role,
     recipient_name: str,
     recipient_email: str,
+    other_name: str,
+    cancelled_by_recipient: bool,
     course: str,
-    teacher: str,
     when: str,
     ics: bytes,
 ) -> EmailContent:
-    """The "Session cancelled" e-mail; `ics` must be the METHOD:CANCEL file for the session."""
+    """The "Session cancelled" e-mail for one of the two people: it names the other person and
+    who cancelled ("you" or the other's name); only the student's copy suggests booking again.
+    `ics` must be the METHOD:CANCEL file for the session."""
     context: dict[str, Any] = {
         "title": CANCELLED_TITLE,
+        "role": role,
         "recipient_name": recipient_name,
+        "other_name": other_name,
+        "other_label": _other_label(role),
+        "by_you": cancelled_by_recipient,
         "course": course,
-        "teacher": teacher,
         "when": when,
     }
     html, text = _render("cancellation", context)
     return EmailContent(
         to_email=_check_address(recipient_email),
         to_name=_one_line(recipient_name),
-        subject=_subject(f"{CANCELLED_TITLE}: {course} with {teacher}, {when}"),
+        subject=_subject(f"{CANCELLED_TITLE}: {course} with {other_name}, {when}"),
         html=html,
         text=text,
         ics=_check_ics(ics, "CANCEL"),
@@ -263,8 +295,10 @@ def render_reminder(
     when: str,
     left: str,
     cutoff_hours: float,
+    manage_url: str,
 ) -> EmailContent:
-    """The reminder e-mail that goes with the chat reminder (`left`: "in 1 day", localised)."""
+    """The student's reminder e-mail that goes with the chat reminder (`left`: "in 1 day",
+    localised); "Manage in Telegram" opens /mysessions to reschedule or cancel."""
     context: dict[str, Any] = {
         "title": REMINDER_TITLE,
         "recipient_name": recipient_name,
@@ -273,6 +307,7 @@ def render_reminder(
         "when": when,
         "left": left,
         "cutoff_hours": f"{cutoff_hours:g}",
+        **_links(manage_url=manage_url),
     }
     html, text = _render("reminder", context)
     return EmailContent(

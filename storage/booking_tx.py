@@ -237,7 +237,13 @@ RELEASE = (
         SESSIONS.c.student_id == STUDENT,
         SESSIONS.c.status == ACTIVE,
     )
-    .values(status=CANCELLED, sequence=SESSIONS.c.sequence + 1)
+    .values(
+        status=CANCELLED,
+        sequence=SESSIONS.c.sequence + 1,
+        # Rescheduling is the student's cancellation of the old time (its CANCEL's DTSTAMP).
+        cancelled_at=_p("p_cancelled_at", STAMP),
+        cancelled_by=STUDENT,
+    )
     .returning(SESSIONS.c.id, SESSIONS.c.teacher_id)
 )
 DROP_JOBS = (
@@ -451,6 +457,7 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
     params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
     if row.replaces is not None:
         params["p_replaces"] = row.replaces
+        params["p_cancelled_at"] = (row.now or datetime.now(UTC)).astimezone(UTC)
         released = (await session.execute(RELEASE, params)).first()
         if released is None:
             return TxResult(reason="not_reschedulable")
@@ -495,7 +502,7 @@ def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
 
     Reminders before the start go to the student (when they asked for reminders) and to the ST;
     one already due at booking time would arrive too late and is not written. At the start both
-    get the video room; the confirmation e-mail goes out at once.
+    get the video room; the confirmation e-mails (student's and ST's) go out at once.
     """
     # The student's reminders come as a chat DM and an e-mail ("email:" rows).
     recipients = ("student", "email", "teacher") if row.reminders else ("teacher",)
@@ -506,7 +513,9 @@ def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
         if row.now is None or row.start - offset > row.now
     ]
     jobs += [(f"{who}:start", row.start) for who in recipients if who != "email"]
+    # Both people get the invite e-mail, each written for its reader (RFC 5546: both ATTENDEEs).
     jobs.append(("email:confirmation", row.now or row.start))
+    jobs.append(("email:confirmation:teacher", row.now or row.start))
     jobs.append(("teacher:booked", row.now or row.start))  # the ST hears of it on chat
     return jobs
 

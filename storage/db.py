@@ -101,6 +101,16 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+def is_busy(error: BaseException) -> bool:
+    """True when SQLite gave up waiting for another writer ("database is locked")."""
+    return any(
+        type(link).__name__ == "OperationalError"
+        and type(link).__module__ == "sqlite3"
+        and ("database is locked" in str(link) or "database is busy" in str(link))
+        for link in _causes(error)
+    )
+
+
 def _causes(error: BaseException) -> Iterator[BaseException]:
     """The error, what SQLAlchemy wrapped (`orig`) and its causes, each once."""
     seen: set[int] = set()

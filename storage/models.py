@@ -165,6 +165,9 @@ class Session(Base):
     video_url: Mapped[str | None] = mapped_column(String(500))
     # The calendar invite's SEQUENCE: raised on every change so calendar apps update in place.
     sequence: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Set with status 'cancelled': the calendar CANCEL's DTSTAMP and the e-mails' "who cancelled".
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     __table_args__ = (
         CheckConstraint(

@@ -74,6 +74,7 @@ async def test_a_free_slot_is_booked_with_its_reminders_and_analytics_event(pg: 
         jobs = (await session.scalars(select(ReminderJob))).all()
         assert sorted((j.due_at, j.kind) for j in jobs) == [
             (NOW, "email:confirmation"),
+            (NOW, "email:confirmation:teacher"),
             (NOW, "teacher:booked"),
             (SLOT - timedelta(hours=24), "email:before_24h"),
             (SLOT - timedelta(hours=24), "student:before_24h"),
@@ -101,6 +102,7 @@ async def test_reminders_off_writes_no_student_reminders(pg: Factory) -> None:
         kinds = sorted(await session.scalars(select(ReminderJob.kind)))
         assert kinds == [
             "email:confirmation",
+            "email:confirmation:teacher",
             "teacher:before_1h",
             "teacher:before_24h",
             "teacher:booked",

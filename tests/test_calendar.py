@@ -17,8 +17,11 @@ from engine.calendar import (
     CalendarEvent,
     google_calendar_url,
     ics,
+    organizer_of,
     outlook_calendar_url,
 )
+from engine.settings import Settings
+from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -151,11 +154,11 @@ def test_a_request_reads_back_identically_in_icalendar_and_vobject() -> None:
                 "mailto:student@example.edu",
                 "Zoë O'Brien, PhD",
                 "REQ-PARTICIPANT",
-                "NEEDS-ACTION",
-                "TRUE",
+                "ACCEPTED",
+                "FALSE",
             ),
-            ("mailto:ada@example.edu", "Ada Lovelace", "REQ-PARTICIPANT", "NEEDS-ACTION", "TRUE"),
-            ("mailto:o'neil+guest@example.edu", None, "REQ-PARTICIPANT", "NEEDS-ACTION", "TRUE"),
+            ("mailto:ada@example.edu", "Ada Lovelace", "REQ-PARTICIPANT", "ACCEPTED", "FALSE"),
+            ("mailto:o'neil+guest@example.edu", None, "REQ-PARTICIPANT", "ACCEPTED", "FALSE"),
         ],
         "alarms": [],
     }
@@ -388,3 +391,63 @@ def test_the_outlook_link_carries_utc_dates_and_round_trips_special_characters(
 
 def test_the_outlook_link_leaves_out_a_missing_location() -> None:
     assert "location" not in query(outlook_calendar_url(session(location=None)))
+
+
+# --- Who organizes and who attends (RFC 5546) ------------------------------------------------
+
+
+def booked_event(email_from: str) -> CalendarEvent:
+    """The invite exactly as the bot builds it after a booking (engine/views.py)."""
+    return calendar_event(
+        CourseInfo(7, "calculus-1", "Calculus I", 10, 60),
+        TeacherInfo(5, "Ada Lovelace", None, "Europe/London", True, 60, "ada@example.edu"),
+        datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+        42,
+        True,
+        "Chapter 3",
+        Viewer(3, "Sam Student", "America/New_York", "en_US", "sam@example.edu"),
+        organizer_of(email_from),
+    )
+
+
+def test_the_tutoring_service_organizes_and_the_student_and_st_attend() -> None:
+    """EMAIL_FROM sends every REQUEST and CANCEL, so it is the ORGANIZER; both people are
+    required attendees whose booking is already accepted, and nobody is asked to reply."""
+    email_from = Settings().email_from
+    assert email_from == "Tutoring <bookings@tutoring.example.edu>"
+    event = booked_event(email_from)
+    for method, stamp in (("REQUEST", STAMP), ("CANCEL", STAMP + timedelta(days=1))):
+        got = parsed(ics(event, method=method, stamp=stamp))  # icalendar and vobject agree
+        assert got["method"] == method
+        assert got["stamp"] == stamp
+        assert got["organizer"] == ("mailto:bookings@tutoring.example.edu", "Tutoring")
+        assert got["attendees"] == [
+            ("mailto:sam@example.edu", "Sam Student", "REQ-PARTICIPANT", "ACCEPTED", "FALSE"),
+            ("mailto:ada@example.edu", "Ada Lovelace", "REQ-PARTICIPANT", "ACCEPTED", "FALSE"),
+        ]
+        assert got["organizer"][0] not in [a[0] for a in got["attendees"]]
+    data = ics(event, stamp=STAMP)
+    assert data.count(b"CUTYPE=INDIVIDUAL") == 2
+
+
+@pytest.mark.parametrize(
+    ("email_from", "expected"),
+    [
+        ("Tutoring <bookings@tutoring.example.edu>", ("bookings@tutoring.example.edu", "Tutoring")),
+        ("bookings@tutoring.example.edu", ("bookings@tutoring.example.edu", None)),
+        ('"Peer Tutoring, Uni" <a@uni.example>', ("a@uni.example", "Peer Tutoring, Uni")),
+    ],
+)
+def test_the_organizer_comes_from_email_from(
+    email_from: str, expected: tuple[str, str | None]
+) -> None:
+    assert organizer_of(email_from) == expected
+    assert parsed(ics(booked_event(email_from), stamp=STAMP))["organizer"] == (
+        f"mailto:{expected[0]}",
+        expected[1],
+    )
+
+
+def test_an_email_from_without_an_address_is_refused() -> None:
+    with pytest.raises(ValueError):
+        organizer_of("Tutoring")

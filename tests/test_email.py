@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
@@ -23,6 +24,7 @@ import icalendar
 import pytest
 import resend
 from babel.dates import format_time
+from markupsafe import escape
 
 from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
 from engine.formatting import format_datetime_long
@@ -34,6 +36,7 @@ from engine.notify import (
     ResendSender,
     render_cancellation,
     render_confirmation,
+    render_reminder,
 )
 from tests.fake_resend import FakeResend
 
@@ -69,19 +72,25 @@ def cancel_ics() -> bytes:
     return ics(session(sequence=1), method="CANCEL", stamp=STAMP)
 
 
+MANAGE = "https://t.me/tutoring_booking_bot?start=Av__________aVmtgPflYhj86N_g6vczJm6kWMA"
+
+
 def confirmation(**changes: Any) -> EmailContent:
     event = session()
     arguments: dict[str, Any] = {
+        "role": "student",
         "recipient_name": "Zoë O'Brien",
         "recipient_email": "student@example.edu",
+        "other_name": "Ada Lovelace",
         "course": "Calculus I",
-        "teacher": "Ada Lovelace",
         "when": format_datetime_long(START, "America/New_York", "en_US"),
         "minutes": 60,
         "note": "Chapter 3, limits please.",
         "reminders": True,
         "google_url": google_calendar_url(event),
         "outlook_url": outlook_calendar_url(event),
+        "office365_url": outlook_calendar_url(event, office365=True),
+        "manage_url": MANAGE,
         "dashboard_url": DASHBOARD,
         "ics": request_ics(),
     }
@@ -89,17 +98,47 @@ def confirmation(**changes: Any) -> EmailContent:
     return render_confirmation(**arguments)
 
 
+def teacher_confirmation(**changes: Any) -> EmailContent:
+    """The ST's copy of the same booking."""
+    arguments: dict[str, Any] = {
+        "role": "teacher",
+        "recipient_name": "Ada Lovelace",
+        "recipient_email": "ada@example.edu",
+        "other_name": "Zoë O'Brien",
+        "when": format_datetime_long(START, "Europe/London", "en_GB"),
+    }
+    arguments.update(changes)
+    return confirmation(**arguments)
+
+
 def cancellation(**changes: Any) -> EmailContent:
+    arguments: dict[str, Any] = {
+        "role": "student",
+        "recipient_name": "Zoë O'Brien",
+        "recipient_email": "student@example.edu",
+        "other_name": "Ada Lovelace",
+        "cancelled_by_recipient": True,
+        "course": "Calculus I",
+        "when": format_datetime_long(START, "America/New_York", "en_US"),
+        "ics": cancel_ics(),
+    }
+    arguments.update(changes)
+    return render_cancellation(**arguments)
+
+
+def reminder(**changes: Any) -> EmailContent:
     arguments: dict[str, Any] = {
         "recipient_name": "Zoë O'Brien",
         "recipient_email": "student@example.edu",
         "course": "Calculus I",
         "teacher": "Ada Lovelace",
         "when": format_datetime_long(START, "America/New_York", "en_US"),
-        "ics": cancel_ics(),
+        "left": "in 1 day",
+        "cutoff_hours": 2,
+        "manage_url": MANAGE,
     }
     arguments.update(changes)
-    return render_cancellation(**arguments)
+    return render_reminder(**arguments)
 
 
 class _Links(HTMLParser):
@@ -354,12 +393,18 @@ def test_html_is_mail_client_safe() -> None:
     assert "max-width:600px" in email.html
     assert "class=" not in email.html  # inline styles only
     event = session()
-    assert parsed.hrefs == [google_calendar_url(event), outlook_calendar_url(event), DASHBOARD]
+    assert parsed.hrefs == [
+        google_calendar_url(event),
+        outlook_calendar_url(event),
+        outlook_calendar_url(event, office365=True),
+        MANAGE,
+        DASHBOARD,
+    ]
     assert "&amp;" in email.html  # URLs' & escaped in attributes, decoded back by clients
 
 
 def test_templates_escape_user_input() -> None:
-    email = confirmation(recipient_name=EVIL_NAME, teacher=EVIL_NAME, note=EVIL_NOTE)
+    email = confirmation(recipient_name=EVIL_NAME, other_name=EVIL_NAME, note=EVIL_NOTE)
     assert "<script>" not in email.html
     assert "<img" not in email.html
     assert "<b>limits</b>" not in email.html
@@ -370,7 +415,7 @@ def test_templates_escape_user_input() -> None:
     assert EVIL_NAME in email.text
     assert EVIL_NOTE in email.text
     # Headers stay on one line whatever the name holds.
-    assert "\n" not in confirmation(teacher="Ada\r\nBcc: x@evil.example").subject
+    assert "\n" not in confirmation(other_name="Ada\r\nBcc: x@evil.example").subject
 
 
 def test_cancellation_escapes_user_input() -> None:
@@ -389,7 +434,7 @@ def test_reminders_and_missing_note() -> None:
     assert "\nReminders:        off\n\nYour note to Ada Lovelace:\nline one\nline two\n\n" in (
         with_note.text
     )
-    assert "line one<br>\nline two</td>" in with_note.html
+    assert "line one<br>\nline two</div>" in with_note.html
     for email in (on, off):
         assert "Your note to" not in email.html
         assert "Your note to" not in email.text
@@ -563,9 +608,125 @@ def test_the_reminder_email_escapes_names_and_says_when() -> None:
         when="Friday, November 27, 2026, 10:00 AM UTC",
         left="in 1 day",
         cutoff_hours=2,
+        manage_url=MANAGE,
     )
     assert "<script>" not in content.html and "&lt;script&gt;" in content.html
     assert "Ada &amp; Co" in content.html
-    assert "in 1 day" in content.text and "until 2 hours\nbefore" in content.text
+    assert "in 1 day" in content.text and "until 2 hours before the start" in content.text
     assert content.subject == "Session reminder: Calculus I with Ada & Co in 1 day"
     assert content.ics is None
+
+
+# --- Each person's copy, links, phone layout --------------------------------------------------
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def text_links(text: str) -> list[str]:
+    return _URL.findall(text)
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        confirmation(),
+        confirmation(note=None, reminders=False),
+        teacher_confirmation(),
+        cancellation(),
+        cancellation(role="teacher", cancelled_by_recipient=False),
+        reminder(),
+    ],
+    ids=[
+        "confirmation",
+        "confirmation-plain",
+        "st-confirmation",
+        "cancel",
+        "st-cancel",
+        "reminder",
+    ],
+)
+def test_the_text_part_has_every_link_of_the_html_and_no_other(email: EmailContent) -> None:
+    hrefs = links(email.html).hrefs
+    assert sorted(set(hrefs)) == sorted(set(text_links(email.text)))
+    # The prose around the links says the same too.
+    for phrase in ("Manage in Telegram", "Google Calendar", "Outlook.com", "Office 365"):
+        assert (phrase in email.html) == (phrase in email.text)
+
+
+def test_confirmations_and_reminders_offer_manage_in_telegram_and_office_365() -> None:
+    event = session()
+    office = outlook_calendar_url(event, office365=True)
+    assert office.startswith("https://outlook.office.com/calendar/0/deeplink/compose?")
+    for email in (confirmation(), teacher_confirmation()):
+        hrefs = links(email.html).hrefs
+        assert office in hrefs and outlook_calendar_url(event) in hrefs
+        assert MANAGE in hrefs
+        assert "Office 365" in email.html and "Outlook.com" in email.html
+    assert links(reminder().html).hrefs == [MANAGE]
+    assert "Manage in Telegram" in reminder().html
+
+
+def test_the_st_copy_of_the_confirmation_is_written_for_the_st() -> None:
+    email = teacher_confirmation()
+    assert email.to_email == "ada@example.edu" and email.to_name == "Ada Lovelace"
+    assert email.subject.startswith("Session Booked! Calculus I with Zoë O'Brien, ")
+    assert "Hi Ada Lovelace," in email.text
+    assert "Zoë O'Brien booked a session with you." in email.text
+    assert "\nStudent:          Zoë O'Brien\n" in email.text
+    assert "Note from Zoë O'Brien:\nChapter 3, limits please." in email.text
+    assert "Student-Teacher" not in email.text + email.html
+    assert "Your note to" not in email.text + email.html
+    assert "reschedule" not in email.text  # only the student reschedules
+    assert "Zoë O&#39;Brien</strong> booked a session with you." in email.html
+    # The student's copy, for contrast.
+    student = confirmation()
+    assert "Your session with Ada Lovelace is booked." in student.text
+    assert "\nStudent-Teacher:  Ada Lovelace\n" in student.text
+
+
+@pytest.mark.parametrize(
+    ("role", "by_recipient", "other", "opening", "by"),
+    [
+        ("student", True, "Ada Lovelace", "You cancelled your session with Ada Lovelace.", "You"),
+        ("student", False, "Ada Lovelace", "Ada Lovelace cancelled your session.", "Ada Lovelace"),
+        ("teacher", False, "Zoë O'Brien", "Zoë O'Brien cancelled your session.", "Zoë O'Brien"),
+        ("teacher", True, "Zoë O'Brien", "You cancelled your session with Zoë O'Brien.", "You"),
+    ],
+)
+def test_each_cancellation_names_the_other_person_and_who_cancelled(
+    role: str, by_recipient: bool, other: str, opening: str, by: str
+) -> None:
+    name, address = (
+        ("Zoë O'Brien", "student@example.edu")
+        if role == "student"
+        else ("Ada Lovelace", "ada@example.edu")
+    )
+    email = cancellation(
+        role=role,
+        recipient_name=name,
+        recipient_email=address,
+        other_name=other,
+        cancelled_by_recipient=by_recipient,
+    )
+    assert email.to_email == address
+    assert f"Hi {name}," in email.text
+    assert opening in email.text
+    label = "Student-Teacher:" if role == "student" else "Student:        "
+    assert f"\n{label}  {other}\n" in email.text
+    assert f"\nCancelled by:     {by}\n" in email.text
+    assert email.subject.startswith(f"Session cancelled: Calculus I with {other}, ")
+    assert ("/book" in email.text) == (role == "student")  # rebook hint for the student only
+    assert ("/book" in email.html) == (role == "student")
+    assert str(escape(by)) in email.html
+
+
+def test_detail_rows_stack_on_phones_instead_of_a_fixed_label_column() -> None:
+    """No 160-px label cell: each row is two inline-block divs that wrap when narrow, with a
+    table for Outlook on Windows in [if mso] comments."""
+    for email in (confirmation(), teacher_confirmation(), cancellation(), reminder()):
+        assert 'width="160"' not in email.html
+        assert "max-width:150px" in email.html and "max-width:320px" in email.html
+        assert "<!--[if mso]>" in email.html
+        assert "word-break:break-word" not in email.html  # notes wrap at words, not mid-word
+        assert 150 + 320 <= 600 - 2 * 32 - 2 - 2 * 16  # side by side in the 600-px layout

@@ -256,3 +256,64 @@ def test_any_claims_round_trip_and_fit_telegram(
     now = original.expires_at - timedelta(seconds=remaining)
     assert verify(payload, SECRET, now) == original
     assert reason(payload, now=original.expires_at) == "expired"
+
+
+# --- "Manage in Telegram" links (e-mails) ---------------------------------------------------
+
+
+def manage(user_id: int = 1234, expires_at: datetime = NOW + timedelta(days=2)) -> str:
+    return links.sign_manage(links.ManageClaims(user_id, expires_at), SECRET)
+
+
+def test_a_manage_link_round_trips_and_fits_telegram() -> None:
+    biggest = links.ManageClaims(MAX_U64, datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC))
+    payload = links.sign_manage(biggest, SECRET)
+    assert PAYLOAD_RE.fullmatch(payload) and len(payload) == 39
+    assert links.verify_manage(payload, SECRET, NOW) == biggest
+    assert links.verify_any(payload, SECRET, NOW) == biggest
+    booking = sign(claims(), SECRET)
+    assert links.verify_any(booking, SECRET, NOW) == claims()
+    url = deep_link("tutoring_booking_bot", payload)
+    assert url == f"https://t.me/tutoring_booking_bot?start={payload}"
+
+
+def test_manage_and_booking_links_never_pass_for_each_other() -> None:
+    """Own layout and own HMAC domain: neither kind verifies as the other."""
+    assert reason(manage()) == "malformed"  # the booking verifier refuses a manage link
+    with pytest.raises(LinkError) as caught:
+        links.verify_manage(sign(claims(), SECRET), SECRET, NOW)
+    assert caught.value.reason == "malformed"
+    # Same bytes, tag from the booking domain: refused, so one tag never serves both uses.
+    raw = base64.urlsafe_b64decode(manage() + "=" * (-len(manage()) % 4))
+    body = raw[:-16]
+    forged = links._b64encode(body + links._tag(SECRET.encode(), body))
+    with pytest.raises(LinkError) as caught:
+        links.verify_manage(forged, SECRET, NOW)
+    assert caught.value.reason == "bad_signature"
+
+
+def test_a_tampered_wrong_key_or_expired_manage_link_is_refused() -> None:
+    payload = manage(expires_at=NOW + timedelta(hours=1))
+    for position in range(len(payload)):
+        changed = payload[:position] + ("A" if payload[position] != "A" else "B")
+        changed += payload[position + 1 :]
+        with pytest.raises(LinkError):
+            links.verify_any(changed, SECRET, NOW)
+    with pytest.raises(LinkError) as caught:
+        links.verify_any(payload, "another-secret", NOW)
+    assert caught.value.reason == "bad_signature"
+    assert links.verify_any(payload, SECRET, NOW + timedelta(minutes=59)).user_id == 1234
+    with pytest.raises(LinkError) as caught:
+        links.verify_any(payload, SECRET, NOW + timedelta(hours=1))
+    assert caught.value.reason == "expired"
+
+
+def test_a_manage_link_lasts_until_a_day_after_its_session_ends() -> None:
+    end = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
+    assert links.manage_link_expiry(end) == end + timedelta(days=1)
+    payload = manage(expires_at=links.manage_link_expiry(end))
+    assert links.verify_any(payload, SECRET, end + timedelta(hours=23, minutes=59)).user_id
+    with pytest.raises(LinkError):
+        links.verify_any(payload, SECRET, end + timedelta(days=1))
+    # Derived from the session, not the clock: every retry of an e-mail carries the same link.
+    assert manage(expires_at=links.manage_link_expiry(end)) == payload

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import icalendar
 import pytest
+import vobject
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -74,6 +78,26 @@ async def linked_world(
     return world, outcome.session_id
 
 
+def stamps(data: bytes) -> tuple[datetime, datetime]:
+    """DTSTAMP as icalendar and vobject, two independent parsers, read it."""
+    (event,) = icalendar.Calendar.from_ical(data).events
+    return event.decoded("DTSTAMP"), vobject.readOne(data.decode()).vevent.dtstamp.value
+
+
+def organizer(data: bytes) -> str:
+    (event,) = icalendar.Calendar.from_ical(data).events
+    found = str(event["ORGANIZER"])
+    assert found == vobject.readOne(data.decode()).vevent.organizer.value
+    return found
+
+
+def manage_url(email: dict[str, Any]) -> str:
+    """The "Manage in Telegram" link of a sent e-mail (the one t.me link in it)."""
+    (url,) = {u for u in re.findall(r"https://t\.me/\S+", email["text"])}
+    assert f'href="{url}"' in email["html"]
+    return str(url)
+
+
 async def statuses(db: Factory) -> dict[str, str]:
     async with db() as session:
         rows = (await session.scalars(select(ReminderJob))).all()
@@ -83,7 +107,7 @@ async def statuses(db: Factory) -> dict[str, str]:
 async def test_the_worker_sends_each_message_once_at_its_time(
     fake: FakeTelegram, resend: FakeResend, pg: Factory
 ) -> None:
-    _, session_id = await linked_world(pg)
+    world, session_id = await linked_world(pg)
     sam, ada = fake.user(SAM_TG, "Sam"), fake.user(ADA_TG, "Ada")
     settings = settings_for(fake).model_copy(
         update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
@@ -92,18 +116,20 @@ async def test_the_worker_sends_each_message_once_at_its_time(
     clock = Clock(NOW)
     worker = build_worker(settings, pg, bot.app.bot, clock)
     try:
-        assert await worker.run_once() == 2  # the confirmation e-mail and Ada's notice, at once
+        # Both confirmation e-mails and Ada's notice, at once.
+        assert await worker.run_once() == 3
         assert "New booking: Sam Student booked Calculus I with you" in (
             ada.last_message().text or ""
         )
         assert "Note from Sam Student: Bring the exam" in (ada.last_message().text or "")
-        (email,) = resend.emails
-        assert email["to"] == ["sam.student@example.edu"]
+        email = next(e for e in resend.emails if e["to"] == ["sam.student@example.edu"])
         (attachment,) = email["attachments"]
         assert b"METHOD:REQUEST" in base64.b64decode(attachment["content"])
-        assert (
-            resend.requests[-1].header("Idempotency-Key") == f"session-{session_id}-confirmation-0"
-        )
+        keys = sorted(r.header("Idempotency-Key") or "" for r in resend.requests)
+        assert keys == [
+            f"session-{session_id}-confirmation-0",
+            f"session-{session_id}-confirmation-0-{world.teachers[0].id}",
+        ]
 
         clock.now = FRIDAY_10 - timedelta(hours=24) + timedelta(minutes=1)
         assert await worker.run_once() == 3  # Sam: chat and e-mail; Ada: chat
@@ -111,6 +137,7 @@ async def test_the_worker_sends_each_message_once_at_its_time(
         reminder_mail = resend.emails[-1]
         assert reminder_mail["subject"].startswith("Session reminder: Calculus I with Ada")
         assert "in 1 day" in reminder_mail["text"]
+        assert manage_url(reminder_mail) == manage_url(email)  # the same "Manage in Telegram"
         reminder = sam.last_message()
         assert "Reminder: your Calculus I session with Ada Lovelace starts in 1 day" in (
             reminder.text or ""
@@ -129,7 +156,8 @@ async def test_the_worker_sends_each_message_once_at_its_time(
         assert room.startswith("https://meet.jit.si/Tutoring-")
     finally:
         await bot.app.shutdown()
-    assert len(resend.emails) == 2  # the confirmation and the 24 h reminder; 1 h came too late
+    # Both confirmations and Sam's 24 h reminder; the 1 h one came too late.
+    assert len(resend.emails) == 3
 
 
 async def test_a_cancellation_tells_the_other_side_and_sends_calendar_cancels(
@@ -145,18 +173,38 @@ async def test_a_cancellation_tells_the_other_side_and_sends_calendar_cancels(
     clock = Clock(NOW)
     worker = build_worker(settings, pg, bot.app.bot, clock)
     try:
-        cancelled = await manage.cancel(pg, session_id, world.student.id, NOW, timedelta(hours=2))
+        while await worker.run_once():  # the invites go out first
+            pass
+        cancelled_at = NOW + timedelta(hours=3, minutes=7, seconds=11)
+        clock.now = cancelled_at
+        cancelled = await manage.cancel(
+            pg, session_id, world.student.id, cancelled_at, timedelta(hours=2)
+        )
         assert isinstance(cancelled, manage.Cancelled)
         while await worker.run_once():
             pass
         assert "❌ Sam Student cancelled the Calculus I session" in (ada.last_message().text or "")
-        cancels = [e for e in resend.emails if "cancel" in e["subject"].lower()]
-        assert sorted(e["to"][0] for e in cancels) == [
-            "ada.lovelace@example.edu",
-            "sam.student@example.edu",
-        ]
-        ics = base64.b64decode(cancels[0]["attachments"][0]["content"])
-        assert b"METHOD:CANCEL" in ics and b"SEQUENCE:1" in ics
+        cancels = {e["to"][0]: e for e in resend.emails if "cancel" in e["subject"].lower()}
+        assert sorted(cancels) == ["ada.lovelace@example.edu", "sam.student@example.edu"]
+        for email in cancels.values():
+            data = base64.b64decode(email["attachments"][0]["content"])
+            assert b"METHOD:CANCEL" in data and b"SEQUENCE:1" in data
+            # DTSTAMP is when the session was cancelled, not when it was booked.
+            assert stamps(data) == (cancelled_at, cancelled_at)
+            assert organizer(data) == "mailto:bookings@tutoring.example.edu"
+        # Each copy is written for its reader and says who cancelled.
+        ada_copy = cancels["ada.lovelace@example.edu"]
+        assert ada_copy["subject"].startswith("Session cancelled: Calculus I with Sam Student, ")
+        assert "Hi Ada Lovelace," in ada_copy["text"]
+        assert "Sam Student cancelled your session." in ada_copy["text"]
+        assert "\nStudent:          Sam Student\n" in ada_copy["text"]
+        assert "\nCancelled by:     Sam Student\n" in ada_copy["text"]
+        assert "/book" not in ada_copy["text"] and "Student-Teacher" not in ada_copy["text"]
+        sam_copy = cancels["sam.student@example.edu"]
+        assert sam_copy["subject"].startswith("Session cancelled: Calculus I with Ada Lovelace, ")
+        assert "You cancelled your session with Ada Lovelace." in sam_copy["text"]
+        assert "\nCancelled by:     You\n" in sam_copy["text"]
+        assert "Want another time? Send /book" in sam_copy["text"]
         clock.now = FRIDAY_10 - timedelta(hours=1)
         assert await worker.run_once() == 0  # the reminders were cancelled with the session
     finally:
@@ -217,8 +265,129 @@ async def test_schedule_later_gets_a_nudge_that_resumes_the_wizard(
         await driver.press(sam, "Schedule Later")
         assert await worker.run_once() == 1
         nudge = sam.last_message()
-        assert "You saved a Calculus I session to schedule later" in (nudge.text or "")
+        assert "You saved a session of Calculus I to schedule later" in (nudge.text or "")
         await driver.press(sam, "Schedule now")
         assert "Step 1 of 4 · Choose a Student-Teacher" in wizard(fake, SAM_TG)
+    finally:
+        await bot.app.shutdown()
+
+
+async def test_both_people_get_the_invite_by_email_each_written_for_them(
+    fake: FakeTelegram, resend: FakeResend, pg: Factory
+) -> None:
+    """The service organizes, the student and the ST attend, and each gets a REQUEST e-mail
+    addressed and written to them, with every link in both the HTML and the text part."""
+    world, session_id = await linked_world(pg)
+    fake.user(SAM_TG, "Sam")
+    fake.user(ADA_TG, "Ada")
+    settings = settings_for(fake).model_copy(
+        update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
+    )
+    bot = await start_bot(fake, pg)
+    worker = build_worker(settings, pg, bot.app.bot, Clock(NOW))
+    try:
+        while await worker.run_once():
+            pass
+    finally:
+        await bot.app.shutdown()
+    mails = {e["to"][0]: e for e in resend.emails}
+    assert sorted(mails) == ["ada.lovelace@example.edu", "sam.student@example.edu"]
+    invites = []
+    for address, email in mails.items():
+        (attachment,) = email["attachments"]
+        assert attachment["content_type"] == "text/calendar; method=REQUEST"
+        data = base64.b64decode(attachment["content"])
+        invites.append(data)
+        calendar = icalendar.Calendar.from_ical(data)
+        assert str(calendar["METHOD"]) == "REQUEST"
+        (event,) = calendar.events
+        assert str(event["UID"]) == f"session-{session_id}@bookbot"
+        assert organizer(data) == "mailto:bookings@tutoring.example.edu"
+        attendees = {str(a): a.params for a in event.attendees}
+        assert sorted(attendees) == [
+            "mailto:ada.lovelace@example.edu",
+            "mailto:sam.student@example.edu",
+        ]
+        for params in attendees.values():
+            assert (params["ROLE"], params["PARTSTAT"], params["RSVP"]) == (
+                "REQ-PARTICIPANT",
+                "ACCEPTED",
+                "FALSE",
+            )
+        assert f"mailto:{address}" in attendees
+        hrefs = set(re.findall(r'href="([^"]+)"', email["html"]))
+        texts = set(re.findall(r"https?://\S+", email["text"]))
+        assert {h.replace("&amp;", "&") for h in hrefs} == texts
+        assert any(u.startswith("https://outlook.office.com/calendar/") for u in texts)
+        assert any(u.startswith("https://outlook.live.com/calendar/") for u in texts)
+        assert manage_url(email).startswith(f"https://t.me/{fake.username}?start=")
+    assert invites[0] == invites[1]  # one invite, the same for both people
+    sam, ada = mails["sam.student@example.edu"], mails["ada.lovelace@example.edu"]
+    assert sam["subject"].startswith("Session Booked! Calculus I with Ada Lovelace, ")
+    assert (
+        "Hi Sam Student," in sam["text"]
+        and "Your session with Ada Lovelace is booked." in (sam["text"])
+    )
+    assert ada["subject"].startswith("Session Booked! Calculus I with Sam Student, ")
+    assert "Hi Ada Lovelace," in ada["text"]
+    assert "Sam Student booked a session with you." in ada["text"]
+    assert "Note from Sam Student:\nBring the exam" in ada["text"]
+    assert manage_url(sam) != manage_url(ada)  # each signs in its own reader
+    assert world.teachers[0].email == "ada.lovelace@example.edu"
+
+
+async def test_manage_in_telegram_from_the_email_links_the_chat_and_opens_mysessions(
+    fake: FakeTelegram, resend: FakeResend, pg: Factory
+) -> None:
+    """Sam has never opened the bot: the e-mail's link signs him in and shows /mysessions."""
+    from tests.test_telegram import Bot
+
+    world = await make_world(pg)
+    async with pg() as session, session.begin():
+        outcome = await book_session(
+            session,
+            BookingRequest(
+                world.course.id,
+                world.student.id,
+                world.teachers[0].id,
+                FRIDAY_10,
+                FRIDAY_10 + timedelta(hours=1),
+                True,
+                None,
+                "web",
+            ),
+            reminder_offsets=[timedelta(hours=24)],
+            now=NOW,
+        )
+    assert isinstance(outcome, Booked)
+    settings = settings_for(fake).model_copy(
+        update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
+    )
+    bot = await start_bot(fake, pg)
+    worker = build_worker(settings, pg, bot.app.bot, Clock(NOW))
+    try:
+        while await worker.run_once():
+            pass
+        email = next(e for e in resend.emails if e["to"] == ["sam.student@example.edu"])
+        url = manage_url(email)
+        payload = url.split("?start=", 1)[1]
+        sam = fake.user(SAM_TG, "Sam")
+        driver = Bot(bot.app, fake)
+        await driver.say(sam, "/mysessions")
+        assert "not linked" in (sam.last_message().text or "")
+
+        await driver.say(sam, f"/start {payload}")
+        texts = [m.text or "" for m in sam.messages()]
+        assert "Your upcoming sessions" in texts[-2]
+        assert "Calculus I with Ada Lovelace" in texts[-1]
+        assert sam.last_message().buttons() == [["Join", "Reschedule", "Cancel session"]]
+        async with pg() as session:
+            assert await Repo(session).identity("telegram", str(SAM_TG)) is not None
+        # Linked now: /mysessions answers the same without the link.
+        await driver.say(sam, "/mysessions")
+        assert "Calculus I with Ada Lovelace" in (sam.last_message().text or "")
+        # And the buttons act on the session.
+        await driver.press(sam, "Cancel session")
+        assert "Cancel your Calculus I session with Ada Lovelace" in (sam.last_message().text or "")
     finally:
         await bot.app.shutdown()
