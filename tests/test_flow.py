@@ -283,6 +283,27 @@ async def test_a_button_from_an_old_screen_has_expired_and_books_nothing(db: Fac
     assert await sessions(db) == []
 
 
+async def test_book_session_from_before_going_back_has_expired_even_on_the_confirm_step(
+    db: Factory,
+) -> None:
+    """The step check cannot tell this button from the live one: after ‹ Back and another time,
+    the wizard is on Confirm again, where "Book Session" is allowed. Only the screen's nonce
+    says the old button promised 10:00; pressing it must not book 11:00 (or anything)."""
+    world = await make_world(db)
+    chat = Chat(db, world.student.id)
+    await to_confirm(chat, world)
+    old = chat.screens[-1]
+    old_book = old.data(chat.button("Book Session"))
+    await chat.press("‹ Back")
+    await chat.press("11:00 AM")
+    assert chat.screen.step == "confirm"
+    stale = await chat.send(flow_press(old_book))
+    assert stale is not None and stale.notice == "This option has expired."
+    assert stale.unchanged and chat.screen.step == "confirm"
+    assert "When: Friday, November 27, 2026, 11:00" in chat.text()
+    assert await sessions(db) == []
+
+
 def flow_press(data: str) -> Any:
     from engine.flow import Press
 
