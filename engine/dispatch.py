@@ -38,7 +38,7 @@ from engine.notify import (
     render_confirmation,
     render_reminder,
 )
-from engine.reminders import Outcome, Pacer, Retry, Sent, Skip
+from engine.reminders import Outcome, Pacer, Retry, Sent, Skip, error_summary
 from engine.senders import ChatSender, OutButton, OutMessage, SendError
 from engine.settings import Settings
 from engine.st_notice import booking_text
@@ -91,10 +91,12 @@ class Dispatcher:
         if kind.startswith("email:before_"):
             return await self._reminder_email(facts, kind.removeprefix("email:"), now)
         if kind.startswith("cancelled:"):
-            channel, user_id = kind.split(":")[1], int(kind.split(":")[2])
+            # cancelled:<channel>:<user>[:moved]; "moved" when a reschedule released the time.
+            _, channel, user, *rest = kind.split(":")
+            moved = rest == ["moved"]
             if channel == "email":
-                return await self._cancellation_email(facts, user_id, job.due_at)
-            return await self._cancellation_chat(facts, user_id)
+                return await self._cancellation_email(facts, int(user), job.due_at, moved)
+            return await self._cancellation_chat(facts, int(user), moved)
         who, what = kind.split(":", 1)
         recipient = facts.student if who == "student" else facts.teacher
         if recipient is None:
@@ -178,12 +180,12 @@ class Dispatcher:
         button = OutButton(m.SCHEDULE_NOW, manage_data("n", facts.course.id))
         return await self._chat(facts, user, OutMessage(text, ((button,),)))
 
-    async def _cancellation_chat(self, facts: Facts, user_id: int) -> Outcome:
+    async def _cancellation_chat(self, facts: Facts, user_id: int, moved: bool) -> Outcome:
         user = facts.student if user_id == facts.student.id else facts.teacher
         if user is None:
             return Skip("no recipient")
         who = facts.teacher.name if facts.teacher and user is facts.student else facts.student.name
-        text = m.OTHER_CANCELLED.format(
+        text = (m.OTHER_MOVED if moved else m.OTHER_CANCELLED).format(
             who=who, course=facts.course.title, when=self._when(facts, user)
         )
         return await self._chat(facts, user, OutMessage(text))
@@ -203,11 +205,11 @@ class Dispatcher:
                 await sender.send(chat_id, message)
             except SendError as error:
                 if error.permanent:
-                    return Skip(f"{sender.platform}: {error}")
+                    return Skip(f"{sender.platform}: {error_summary(error)}")
                 if error.retry_after is not None:
                     self.pacer.pause(error.retry_after)
-                    return Retry(timedelta(seconds=error.retry_after), str(error))
-                return Retry(None, str(error))
+                    return Retry(timedelta(seconds=error.retry_after), error_summary(error))
+                return Retry(None, error_summary(error))
         return Sent()
 
     def _people(self, facts: Facts, role: Role) -> tuple[User, User] | None:
@@ -286,7 +288,9 @@ class Dispatcher:
         )
         return await self._deliver(content, f"session-{booked.id}-{what}-{booked.sequence}")
 
-    async def _cancellation_email(self, facts: Facts, user_id: int, due_at: datetime) -> Outcome:
+    async def _cancellation_email(
+        self, facts: Facts, user_id: int, due_at: datetime, moved: bool
+    ) -> Outcome:
         """Each person's cancellation, written for them; the CANCEL is stamped with the moment
         of cancelling (`due_at` of the job only for sessions cancelled before that was kept)."""
         role: Role = "student" if user_id == facts.student.id else "teacher"
@@ -307,6 +311,7 @@ class Dispatcher:
             course=facts.course.title,
             when=self._when(facts, recipient),
             ics=ics(event, method="CANCEL", stamp=booked.cancelled_at or due_at),
+            moved=moved,
         )
         key = f"session-{booked.id}-cancel-{booked.sequence}-{recipient.id}"
         return await self._deliver(content, key)
@@ -318,9 +323,9 @@ class Dispatcher:
             await self.email.send(content, idempotency_key=key)
         except EmailError as error:
             if not error.retryable:
-                return Skip(f"e-mail refused: {error}")
+                return Skip(f"e-mail refused: {error_summary(error)}")
             after = timedelta(seconds=error.retry_after) if error.retry_after else None
-            return Retry(after, str(error))
+            return Retry(after, error_summary(error))
         return Sent()
 
     def _event(self, facts: Facts) -> CalendarEvent:

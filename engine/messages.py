@@ -117,6 +117,7 @@ YOU_TEACH: Final = "You teach {course}; links to book it are for students."
 MY_SESSIONS_TITLE: Final = "Your upcoming sessions"
 NO_UPCOMING: Final = "You have no upcoming sessions. Send /book to book one."
 UPCOMING_LINE: Final = "• {when}: {course} with {name}"
+TEACHING_LINE: Final = "• {when}: you teach {course} to {name}"
 UNSCHEDULED_LINE: Final = "• {course}: not scheduled yet (send /book {slug} to pick a time)"
 
 # Accounts and deep links
@@ -183,6 +184,9 @@ KEEP_IT: Final = "Keep it"
 SESSION_CANCELLED: Final = "Your {course} session on {when} is cancelled. {name} has been told."
 KEPT: Final = "Your session stays booked."
 OTHER_CANCELLED: Final = "❌ {who} cancelled the {course} session on {when}."
+OTHER_MOVED: Final = (
+    "🔁 {who} moved the {course} session on {when} to another time; that time is free again."
+)
 TOO_LATE: Final = (
     "It is too late to change this session online: changes close {hours} hours before the start. "
     "Please contact {name} directly."

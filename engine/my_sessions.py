@@ -1,4 +1,4 @@
-"""/mysessions: the student's upcoming sessions, in their zone and locale, with what they can do.
+"""/mysessions: the sessions a person takes or teaches, in their zone and locale, with actions.
 
 One screen for the heading and one per session, so each session's buttons stay next to it.
 """
@@ -27,21 +27,23 @@ async def my_sessions(
         rows = await repo.upcoming_with_names(user_id, now)
     locale = normalize_locale(user.locale)
     screens = [Screen("my_sessions", m.MY_SESSIONS_TITLE, () if rows else (m.NO_UPCOMING,))]
-    for booked, course, teacher in rows:
+    for booked, course, other in rows:
         buttons: tuple[tuple[Button, ...], ...]
-        if booked.scheduled_start is None or teacher is None:
+        if booked.scheduled_start is None or other is None:
             line = m.UNSCHEDULED_LINE.format(course=course.title, slug=course.slug)
             label = m.SCHEDULE_NOW_COURSE.format(course=course.title)
             buttons = ((Button(label, payload=manage_data("n", course.id)),),)
         else:
             when = format_datetime_long(booked.scheduled_start, user.timezone, locale)
-            line = m.UPCOMING_LINE.format(when=when, course=course.title, name=teacher.name)
-            buttons = (
-                (
-                    Button(m.JOIN, payload=manage_data("j", booked.id)),
-                    Button(m.RESCHEDULE, payload=manage_data("r", booked.id)),
-                    Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id)),
-                ),
-            )
+            join = Button(m.JOIN, payload=manage_data("j", booked.id))
+            cancel = Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id))
+            if booked.teacher_id == user_id:
+                # A session this person teaches: only its student reschedules.
+                line = m.TEACHING_LINE.format(when=when, course=course.title, name=other.name)
+                buttons = ((join, cancel),)
+            else:
+                line = m.UPCOMING_LINE.format(when=when, course=course.title, name=other.name)
+                reschedule = Button(m.RESCHEDULE, payload=manage_data("r", booked.id))
+                buttons = ((join, reschedule, cancel),)
         screens.append(Screen("my_session", line, buttons=buttons))
     return screens

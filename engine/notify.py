@@ -259,6 +259,7 @@ def render_cancellation(
     course: str,
     when: str,
     ics: bytes,
+    moved: bool = False,
 ) -> EmailContent:
     """The "Session cancelled" e-mail for one of the two people: it names the other person and
     who cancelled ("you" or the other's name); only the student's copy suggests booking again.
@@ -270,6 +271,7 @@ def render_cancellation(
         "other_name": other_name,
         "other_label": _other_label(role),
         "by_you": cancelled_by_recipient,
+        "moved": moved,  # released by a reschedule: no "want another time?"
         "course": course,
         "when": when,
     }

@@ -464,8 +464,11 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
         await session.execute(DROP_JOBS, params)
         # The old time's calendar entries are cancelled and its ST is told, as for a cancel.
         old_teacher = released[1]
-        notices = [f"cancelled:email:{row.student_id}", f"cancelled:email:{old_teacher}"]
-        notices.append(f"cancelled:chat:{old_teacher}")
+        notices = [
+            f"cancelled:email:{row.student_id}:moved",
+            f"cancelled:email:{old_teacher}:moved",
+            f"cancelled:chat:{old_teacher}:moved",
+        ]
         await session.execute(
             ADD_JOBS,
             [

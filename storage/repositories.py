@@ -176,14 +176,21 @@ class Repo:
         return [(s, e) for s, e in (*rows, *teaching) if s and e]
 
     # --- the student's sessions --------------------------------------------------------------
-    async def upcoming_sessions(self, student_id: int, now: datetime) -> list[Session]:
+    async def upcoming_sessions(self, user_id: int, now: datetime) -> list[Session]:
+        """The person's upcoming sessions in either role, and their "Schedule Later" ones."""
         rows = await self.session.scalars(
             select(Session)
             .where(
-                Session.student_id == student_id,
                 or_(
-                    and_(Session.status == SessionStatus.SCHEDULED, Session.scheduled_end > now),
-                    Session.status == SessionStatus.UNSCHEDULED,
+                    and_(
+                        or_(Session.student_id == user_id, Session.teacher_id == user_id),
+                        Session.status == SessionStatus.SCHEDULED,
+                        Session.scheduled_end > now,
+                    ),
+                    and_(
+                        Session.student_id == user_id,
+                        Session.status == SessionStatus.UNSCHEDULED,
+                    ),
                 ),
             )
             .order_by(Session.scheduled_start.is_(None), Session.scheduled_start, Session.id)
@@ -191,14 +198,15 @@ class Repo:
         return list(rows)
 
     async def upcoming_with_names(
-        self, student_id: int, now: datetime
+        self, user_id: int, now: datetime
     ) -> list[tuple[Session, Course, User | None]]:
-        """Upcoming and "Schedule Later" sessions with their course and ST, for /mysessions."""
-        sessions = await self.upcoming_sessions(student_id, now)
+        """Upcoming and "Schedule Later" sessions with their course and the other person (the
+        ST of a session the user takes, the student of one they teach), for /mysessions."""
+        sessions = await self.upcoming_sessions(user_id, now)
         courses = {c.id: c for c in await self._by_ids(Course, {s.course_id for s in sessions})}
-        teacher_ids = {s.teacher_id for s in sessions if s.teacher_id is not None}
-        teachers = {u.id: u for u in await self._by_ids(User, teacher_ids)}
-        return [(s, courses[s.course_id], teachers.get(s.teacher_id or 0)) for s in sessions]
+        others = {s.id: s.student_id if s.teacher_id == user_id else s.teacher_id for s in sessions}
+        people = {u.id: u for u in await self._by_ids(User, {o for o in others.values() if o})}
+        return [(s, courses[s.course_id], people.get(others[s.id] or 0)) for s in sessions]
 
     async def _by_ids(self, model: type[Course] | type[User], ids: set[int]) -> list[Any]:
         if not ids:
@@ -314,11 +322,23 @@ class Repo:
         await self.session.flush()
         return user_id
 
-    async def claim_link(self, digest: str, platform: str, external_id: str) -> bool:
-        """True when this chat account is the first (or the same) to open the link."""
+    async def claim_link(
+        self, digest: str, platform: str, external_id: str, expires_at: datetime
+    ) -> bool:
+        """True when this chat account is the first (or the same) to open the link.
+
+        `expires_at` is the link's own expiry: the record is kept at least that long.
+        """
         try:
             async with self.session.begin_nested():
-                self.session.add(LinkUse(digest=digest, platform=platform, external_id=external_id))
+                self.session.add(
+                    LinkUse(
+                        digest=digest,
+                        platform=platform,
+                        external_id=external_id,
+                        expires_at=expires_at,
+                    )
+                )
         except IntegrityError:
             first = (
                 await self.session.execute(

@@ -721,6 +721,30 @@ def test_each_cancellation_names_the_other_person_and_who_cancelled(
     assert str(escape(by)) in email.html
 
 
+@pytest.mark.parametrize(
+    ("role", "by_recipient", "opening"),
+    [
+        ("student", True, "You moved your session with Zoë O'Brien to a new time."),
+        ("teacher", False, "Zoë O'Brien moved this session to another time"),
+    ],
+)
+def test_a_time_released_by_a_reschedule_says_moved_not_cancelled(
+    role: str, by_recipient: bool, opening: str
+) -> None:
+    email = cancellation(
+        role=role,
+        recipient_name="Ada Lovelace",
+        recipient_email="ada@example.edu",
+        other_name="Zoë O'Brien",
+        cancelled_by_recipient=by_recipient,
+        moved=True,
+    )
+    assert opening in email.text.replace("\n", " ")
+    assert "cancelled your session" not in email.text
+    assert "Want another time" not in email.text and "Want another time" not in email.html
+    assert "METHOD:CANCEL" in (email.ics or b"").decode()
+
+
 def test_detail_rows_stack_on_phones_instead_of_a_fixed_label_column() -> None:
     """No 160-px label cell: each row is two inline-block divs that wrap when narrow, with a
     table for Outlook on Windows in [if mso] comments."""

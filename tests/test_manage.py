@@ -166,9 +166,9 @@ async def test_rescheduling_releases_the_old_slot_only_when_the_new_one_is_booke
         teacher = world.teachers[0].id
         assert sorted(old_jobs) == sorted(
             [
-                f"cancelled:chat:{teacher}",
-                f"cancelled:email:{teacher}",
-                f"cancelled:email:{world.student.id}",
+                f"cancelled:chat:{teacher}:moved",
+                f"cancelled:email:{teacher}:moved",
+                f"cancelled:email:{world.student.id}:moved",
             ]
         )
 

@@ -223,3 +223,28 @@ def _json(value: object) -> dict[str, object]:
     import json
 
     return value if isinstance(value, dict) else json.loads(str(value))  # type: ignore[return-value]
+
+
+async def test_an_st_sees_the_sessions_they_teach_in_mysessions_and_can_cancel_one(
+    bot: Bot, fake: FakeTelegram, pg: Factory
+) -> None:
+    await _book(bot, fake, pg)
+    world_teacher = (await sessions(pg))[0].teacher_id
+    assert world_teacher is not None
+    async with pg() as session, session.begin():
+        session.add(
+            ChatIdentity(
+                platform="telegram",
+                external_id=str(ADA_TG),
+                user_id=world_teacher,
+                chat_id=str(ADA_TG),
+            )
+        )
+    ada = fake.user(ADA_TG, "Ada")
+    await bot.say(ada, "/mysessions")
+    entry = fake.last_message(ADA_TG)
+    assert "you teach Calculus I to Sam Student" in (entry.text or "")
+    assert entry.buttons() == [[m.JOIN, m.CANCEL_SESSION]]  # only the student reschedules
+    await bot.press(ada, m.CANCEL_SESSION)
+    await bot.press(ada, m.YES_CANCEL)
+    assert [s.status for s in await sessions(pg)] == ["cancelled"]
