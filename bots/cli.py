@@ -139,6 +139,14 @@ def open_engine(url: str) -> AsyncEngine:
     return make_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The SQLite file a URL names, absolute, so the demo can say where its data lives."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database:
+        return Path(parsed.database).resolve()
+    return None
+
+
 def remove_sqlite_file(url: str) -> None:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite") and parsed.database:
@@ -147,7 +155,6 @@ def remove_sqlite_file(url: str) -> None:
 
 
 async def run_demo(url: str, *, course: str | None) -> None:
-    parsed = make_url(url)
     engine = open_engine(url)
     try:
         await upgrade(engine)
@@ -158,8 +165,7 @@ async def run_demo(url: str, *, course: str | None) -> None:
             student = await Repo(session).user(ids.student_id)
             assert student is not None
             locale = normalize_locale(student.locale)
-        is_file = parsed.drivername.startswith("sqlite") and bool(parsed.database)
-        where = Path(parsed.database or "").resolve() if is_file else None
+        where = sqlite_file(url)
         print(f"Signed in as {student.name} ({student.timezone}). Database: {where or url}")
         # Invites land next to the SQLite file (the checkout, with scripts/demo.sh).
         files = (where.parent if where else Path.cwd()) / "invites"
