@@ -13,8 +13,17 @@ in its current state with its edit history (`messages`), and a readable `transcr
 `getUpdates` (long polling, offsets confirmed like the real API) and returned so they can also be
 pushed to a webhook or given to `Application.process_update`. Errors the real API gives for
 common bot bugs are reproduced (edit without change, edit/delete of a missing message, unknown
-chat, over-long text, callback_data over 64 bytes, answering a callback query twice), and
-`fail_next` injects flood control (429 + retry_after) or any other failure.
+chat, over-long text, callback_data over 64 bytes, answering a callback query twice, a callback
+answer over 200 characters), and `fail_next` injects any other failure.
+
+Telegram's own rules are enforced as TDLib (which runs the Bot API) enforces them, see
+`tests/telegram_rules.py`: HTML text is parsed like Telegram parses it (only its tags; a stray
+`<` is "Bad Request: can't parse entities: ..."; entities decoded, so the user sees what a real
+client would show), button URLs are checked ("Bad Request: inline keyboard button URL '...' is
+invalid: ..."), and each chat has flood control (`flood`, a `FloodControl`: a short burst of new
+messages, then about one a second, else 429 with `parameters.retry_after`). A test tightens it
+(`fake.flood = FloodControl(burst=1, per_second=0.5)`), turns it off (`fake.flood = None`) or
+moves its clock (`fake.clock`).
 
 Everything runs on one asyncio loop, so two Applications may share one server: state changes
 never span an `await`. Like the real API, a pending update is returned by every `getUpdates`
@@ -32,12 +41,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from http import HTTPStatus
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
+
+from tests.telegram_rules import EntityError, FloodControl, check_link, parse_html
 
 JSONDict = dict[str, Any]
 
@@ -54,6 +64,7 @@ DELETE_NOT_FOUND = "Bad Request: message to delete not found"
 CHAT_NOT_FOUND = "Bad Request: chat not found"
 BLOCKED = "Forbidden: bot was blocked by the user"
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+CALLBACK_ANSWER_MAX = 200  # answerCallbackQuery text: "0-200 characters"
 
 # Form values that are plain strings on the wire; every other value is JSON-encoded by PTB
 # (numbers, booleans, objects, arrays), so it is decoded before the handlers see it.
@@ -260,23 +271,20 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+def _parsed(
+    raw: str, parse_mode: str | None, entities: list[JSONDict] | None
+) -> tuple[str, list[JSONDict] | None]:
+    """What the user sees: HTML parsed like Telegram does, or refused like Telegram refuses it.
 
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def _plain_text(raw: str, parse_mode: str | None) -> str:
-    """HTML messages arrive at the user without tags; other modes are kept as sent."""
+    Markdown modes are not modelled (the bot does not use them): their text is kept as sent.
+    """
     if (parse_mode or "").upper() != "HTML":
-        return raw
-    parser = _TextOnly()
-    parser.feed(raw)
-    parser.close()
-    return "".join(parser.parts)
+        return raw, entities
+    try:
+        text, parsed = parse_html(raw)
+    except EntityError as error:
+        raise ApiError(400, f"Bad Request: can't parse entities: {error}") from None
+    return text, parsed or None
 
 
 def _decode_param(key: str, value: str) -> Any:
@@ -363,6 +371,8 @@ class FakeUser:
         self._message_ids = itertools.count(1)
         self._sent: list[SentMessage] = []  # bot → user, in order
         self._incoming: dict[int, _IncomingMessage] = {}  # user → bot
+        self._flood_tokens: float | None = None  # None: a quiet chat, the whole burst is left
+        self._flood_at = 0.0
 
     @property
     def api_user(self) -> JSONDict:
@@ -397,6 +407,7 @@ class FakeUser:
         if entities:
             message["entities"] = entities
         self._incoming[message["message_id"]] = _IncomingMessage(message)
+        self.fake._person_acts(self)
         self.fake._log(self.id, f"{_WHO}: {_indent_text(text)}")
         return self.fake._enqueue({"message": message})
 
@@ -458,6 +469,7 @@ class FakeUser:
             raise AssertionError(f"message #{msg.message_id} in chat {self.id} was deleted")
         query_id = str(next(self.fake._query_ids))
         self.fake._queries[query_id] = _CallbackQuery(query_id, self.id, msg.message_id, data)
+        self.fake._person_acts(self)
         query: JSONDict = {
             "id": query_id,
             "from": self.api_user,
@@ -499,6 +511,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.webhook: JSONDict | None = None  # setWebhook parameters while one is set
         self.commands_by_scope: dict[tuple[str, str], list[JSONDict]] = {}
+        self.flood: FloodControl | None = FloodControl()  # None: no flood control at all
+        self.clock: Callable[[], float] = time.monotonic  # seconds, for flood control only
         self._users: dict[int, FakeUser] = {}
         self._updates: list[JSONDict] = []  # not yet confirmed by an offset
         self._update_ids = itertools.count(1)
@@ -895,17 +909,59 @@ class FakeTelegram:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(str(data).encode()) <= 64:
                     raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                url = button.get("url")
+                problem = check_link(str(url)) if url is not None else None
+                if problem is not None:
+                    invalid = f"inline keyboard button URL '{url}' is invalid: {problem}"
+                    raise ApiError(400, f"Bad Request: {invalid}")
         return markup
+
+    def _caption(
+        self, raw: Any, parse_mode: str | None, call: Call
+    ) -> tuple[str | None, list[JSONDict] | None]:
+        if not isinstance(raw, str) or not raw:
+            return None, None
+        caption, entities = _parsed(raw, parse_mode, call.params.get("caption_entities"))
+        if len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        return caption, entities
+
+    def _take_flood_token(self, user: FakeUser) -> None:
+        """One new message into this chat, or 429 if the chat is over Telegram's flood limit."""
+        flood = self.flood
+        if flood is None:
+            return
+        tokens = self._refill(user, flood)
+        if tokens < 1:
+            wait = flood.retry_after(tokens)
+            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        user._flood_tokens = tokens - 1
+
+    def _refill(self, user: FakeUser, flood: FloodControl, extra_seconds: float = 0.0) -> float:
+        now = self.clock()
+        idle = now - user._flood_at + extra_seconds if user._flood_tokens is not None else 0.0
+        tokens = flood.burst if user._flood_tokens is None else user._flood_tokens
+        user._flood_tokens = min(float(flood.burst), tokens + idle * flood.per_second)
+        user._flood_at = now
+        return user._flood_tokens
+
+    def _person_acts(self, user: FakeUser) -> None:
+        """A person reads and taps at human speed: that time refills their chat's bucket."""
+        if self.flood is not None:
+            self._refill(user, self.flood, self.flood.seconds_per_action)
 
     def _send_message(self, call: Call) -> JSONDict:
         user = self._chat(call)
         raw = call.params.get("text")
         parse_mode = call.params.get("parse_mode")
-        text = _plain_text(raw, parse_mode) if isinstance(raw, str) else ""
+        text, entities = _parsed(raw if isinstance(raw, str) else "", parse_mode, None)
+        entities = entities or call.params.get("entities")
         if not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > 4096:
             raise ApiError(400, "Bad Request: message is too long")
+        markup = self._check_markup(call.params.get("reply_markup"))
+        self._take_flood_token(user)
         msg = SentMessage(
             chat_id=user.id,
             message_id=next(user._message_ids),
@@ -913,8 +969,8 @@ class FakeTelegram:
             text=text,
             raw_text=raw,
             parse_mode=parse_mode,
-            entities=call.params.get("entities"),
-            reply_markup=self._check_markup(call.params.get("reply_markup")),
+            entities=entities,
+            reply_markup=markup,
             date=int(time.time()),
         )
         user._sent.append(msg)
@@ -928,9 +984,9 @@ class FakeTelegram:
         stored = self._file_from(call, kind)
         raw = call.params.get("caption")
         parse_mode = call.params.get("parse_mode")
-        caption = _plain_text(raw, parse_mode) if isinstance(raw, str) and raw else None
-        if caption is not None and len(caption) > 1024:
-            raise ApiError(400, "Bad Request: message caption is too long")
+        caption, entities = self._caption(raw, parse_mode, call)
+        markup = self._check_markup(call.params.get("reply_markup"))
+        self._take_flood_token(user)
         msg = SentMessage(
             chat_id=user.id,
             message_id=next(user._message_ids),
@@ -938,8 +994,8 @@ class FakeTelegram:
             text=caption,
             raw_text=raw,
             parse_mode=parse_mode,
-            entities=call.params.get("caption_entities"),
-            reply_markup=self._check_markup(call.params.get("reply_markup")),
+            entities=entities,
+            reply_markup=markup,
             date=int(time.time()),
             file=stored,
         )
@@ -1040,7 +1096,8 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
         raw = call.params.get("text")
         parse_mode = call.params.get("parse_mode")
-        text = _plain_text(raw, parse_mode) if isinstance(raw, str) else ""
+        text, entities = _parsed(raw if isinstance(raw, str) else "", parse_mode, None)
+        entities = entities or call.params.get("entities")
         if not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > 4096:
@@ -1053,7 +1110,7 @@ class FakeTelegram:
             text=text,
             raw=raw,
             parse_mode=parse_mode,
-            entities=call.params.get("entities"),
+            entities=entities,
             markup=markup,
         )
         self._log(user.id, f"bot edited #{msg.message_id} for {_WHO}: {_indent_text(text)}")
@@ -1067,9 +1124,7 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: there is no caption in the message to edit")
         raw = call.params.get("caption")
         parse_mode = call.params.get("parse_mode")
-        caption = _plain_text(raw, parse_mode) if isinstance(raw, str) and raw else None
-        if caption is not None and len(caption) > 1024:
-            raise ApiError(400, "Bad Request: message caption is too long")
+        caption, entities = self._caption(raw, parse_mode, call)
         markup = self._check_markup(call.params.get("reply_markup"))
         result = self._apply_edit(
             user,
@@ -1077,7 +1132,7 @@ class FakeTelegram:
             text=caption,
             raw=raw,
             parse_mode=parse_mode,
-            entities=call.params.get("caption_entities"),
+            entities=entities,
             markup=markup,
         )
         shown = _indent_text(caption) if caption else "(no caption)"
@@ -1123,6 +1178,8 @@ class FakeTelegram:
         query = self._queries.get(str(call.params.get("callback_query_id")))
         if query is None or query.answered:
             raise ApiError(400, QUERY_TOO_OLD)
+        if len(str(call.params.get("text") or "")) > CALLBACK_ANSWER_MAX:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")  # and the press stays unanswered
         query.answered = True
         query.answer = dict(call.params)
         text = call.params.get("text")

@@ -24,6 +24,7 @@ from telegram.error import BadRequest, Conflict, EndPointNotFound, Forbidden, Re
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from tests.fake_telegram import FakeTelegram
+from tests.telegram_rules import FloodControl
 
 SAM = 42
 START_KEYBOARD = InlineKeyboardMarkup(
@@ -195,7 +196,9 @@ async def test_polling_two_apps_sharing_the_server(fake: FakeTelegram) -> None:
             await fake.wait_until(lambda: bool(fake.messages(SAM)))
             sam.press("Book now")
             await fake.wait_until(lambda: fake.last_message(SAM).text == "You chose book")
-            # The second app sends concurrently while the first one long-polls.
+            # The second app sends concurrently while the first one long-polls. Ten messages at
+            # once into one chat: concurrency is tested here, not flood control.
+            fake.flood = None
             await asyncio.gather(*(sender.bot.send_message(43, f"n{i}") for i in range(10)))
             ana.send_text("/start")
             await fake.wait_until(lambda: len(fake.messages(43)) == 11)
@@ -300,3 +303,155 @@ async def test_commands_and_files(fake: FakeTelegram) -> None:
     assert "bot → Sam #1: [photo application.octet-stream 16x8] Your tutor" in transcript
     assert "bot → Sam #2: [document booking.pdf, application/pdf, 16 bytes]" in transcript
     assert "bot edited caption of #1 for Sam: Ana" in transcript
+
+
+# --- Telegram's own rules (tests/telegram_rules.py, after TDLib) -------------------------------
+@pytest.mark.parametrize(
+    ("html", "seen", "entities"),
+    [
+        ("<b>Hi</b> &amp; <i>bye</i>", "Hi & bye", [("bold", 0, 2), ("italic", 5, 3)]),
+        ("R&D &lt;b&gt; 3 > 2 &quot;q&quot; &#65;&#x42;", 'R&D <b> 3 > 2 "q" AB', []),
+        ("Q&amp;A and &copy; and &amp", "Q&A and &copy; and &", []),  # only 4 names, ';' optional
+        ("📅 <strong>é</strong>", "📅 é", [("bold", 3, 1)]),  # offsets in UTF-16 units
+        ('<span class="tg-spoiler">x</span><tg-spoiler>y</tg-spoiler>', "xy", [("spoiler", 0, 1)]),
+        ('<a href="https://example.org/?a=1&amp;b=2">site</a>', "site", [("text_link", 0, 4)]),
+        ("<pre><code class='language-python'>x = 1</code></pre>", "x = 1", [("pre", 0, 5)]),
+    ],
+)
+async def test_html_is_parsed_into_the_text_and_entities_telegram_shows(
+    fake: FakeTelegram, html: str, seen: str, entities: list[tuple[str, int, int]]
+) -> None:
+    fake.user(SAM)
+    async with build_app(fake) as app:
+        message = await app.bot.send_message(SAM, html, parse_mode="HTML")
+    assert message.text == fake.last_message(SAM).text == seen
+    found = [(e.type, e.offset, e.length) for e in message.entities]
+    assert found[: len(entities)] == entities
+
+
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        ("Alice <Bob>", 'Unsupported start tag "bob" at byte offset 6'),
+        ("1 < 2", 'Unsupported start tag "" at byte offset 2'),
+        ("x <", "Unclosed start tag at byte offset 2"),
+        ("<b>bold", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("done</b>", "Unexpected end tag at byte offset 4"),
+        ("<br>", 'Unsupported start tag "br" at byte offset 0'),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ("<a href=https://x.org>x</a>", "Unexpected end of name token at byte offset 8"),
+        ("é <u>", 'Can\'t find end tag corresponding to start tag "u"'),
+    ],
+)
+async def test_html_telegram_cannot_parse_is_refused_with_its_error(
+    fake: FakeTelegram, html: str, error: str
+) -> None:
+    fake.user(SAM)
+    async with build_app(fake) as app:
+        with pytest.raises(BadRequest, match="an't parse entities"):
+            await app.bot.send_message(SAM, html, parse_mode="HTML")
+        sent = await app.bot.send_message(SAM, "ok")
+        with pytest.raises(BadRequest, match="an't parse entities"):
+            await app.bot.edit_message_text(html, SAM, sent.message_id, parse_mode="HTML")
+        assert await app.bot.send_message(SAM, html)  # without parse_mode it is plain text
+    assert fake.calls_to("sendMessage")[0].result == f"Bad Request: can't parse entities: {error}"
+    assert [m.text for m in fake.messages(SAM)] == ["ok", html]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://calendar.google.com/calendar/render?action=TEMPLATE&text=A%20%3Cb%3E", None),
+        ("http://127.0.0.1:8080/dashboard", None),
+        ("tg://resolve?domain=tutor_test_bot", None),
+        ("https://localhost/dashboard", "Wrong HTTP URL"),
+        ("ftp://files.example.org/x", "Unsupported URL protocol"),
+        ("javascript:alert(1)", "Wrong port number specified in the URL"),
+        ("/dashboard", "URL host is empty"),
+        ("https://exa mple.org/", "Disallowed character in URL host"),
+        ("https://example.org:99999/", "Wrong port number specified in the URL"),
+    ],
+)
+async def test_button_urls_are_checked_like_telegram_checks_them(
+    fake: FakeTelegram, url: str, problem: str | None
+) -> None:
+    fake.user(SAM)
+    button = InlineKeyboardMarkup([[InlineKeyboardButton("Open", url=url)]])
+    async with build_app(fake) as app:
+        if problem is None:
+            await app.bot.send_message(SAM, "link", reply_markup=button)
+            assert fake.last_message(SAM).button_rows == [[{"text": "Open", "url": url}]]
+            return
+        with pytest.raises(BadRequest, match="is invalid"):
+            await app.bot.send_message(SAM, "link", reply_markup=button)
+    expected = f"Bad Request: inline keyboard button URL '{url}' is invalid: {problem}"
+    assert fake.calls_to("sendMessage")[-1].result == expected
+
+
+async def test_a_callback_answer_over_200_characters_is_refused_and_the_press_keeps_spinning(
+    fake: FakeTelegram,
+) -> None:
+    sam = fake.user(SAM)
+    async with build_app(fake) as app:
+        await app.bot.send_message(SAM, "pick", reply_markup=START_KEYBOARD)
+        query_id = sam.press("Book now")["callback_query"]["id"]
+        with pytest.raises(BadRequest, match="Message_too_long"):  # PTB capitalises it
+            await app.bot.answer_callback_query(query_id, "x" * 201)
+        assert fake.unanswered_callback_queries() == [query_id]
+        assert await app.bot.answer_callback_query(query_id, "é" * 200)  # characters, not bytes
+    assert fake.unanswered_callback_queries() == []
+
+
+class Clock:
+    """The fake's flood-control clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_chat_gets_a_burst_then_about_one_message_a_second_then_429_with_retry_after(
+    fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    fake.clock = clock = Clock()
+    fake.user(SAM)
+    fake.user(43, "Ana")
+    async with build_app(fake) as app:
+        for n in range(FloodControl().burst):  # a quiet chat takes a short burst
+            await app.bot.send_message(SAM, f"burst {n}")
+        with pytest.raises(RetryAfter) as flood:
+            await app.bot.send_message(SAM, "one too many")
+        assert flood.value.retry_after == dtm.timedelta(seconds=1)
+        assert await app.bot.send_message(43, "another chat is not affected")
+        clock.now += 1.0  # then one a second
+        await app.bot.send_message(SAM, "a second later")
+        with pytest.raises(RetryAfter):
+            await app.bot.send_message(SAM, "too soon again")
+        await app.bot.edit_message_text("edits are not counted", SAM, 1)
+    refused = [c for c in fake.calls_to("sendMessage") if c.status == 429]
+    assert [c.result for c in refused] == ["Too Many Requests: retry after 1"] * 2
+    assert len(fake.messages(SAM)) == FloodControl().burst + 1
+
+
+async def test_a_persons_own_pace_refills_their_chat_and_tests_can_tighten_or_disable_it(
+    fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    fake.clock = Clock()
+    fake.flood = FloodControl(burst=1, per_second=0.5, seconds_per_action=2.0)
+    sam = fake.user(SAM)
+    async with build_app(fake) as app:
+        await app.bot.send_message(SAM, "first", reply_markup=START_KEYBOARD)
+        with pytest.raises(RetryAfter) as flood:
+            await app.bot.send_message(SAM, "second")
+        assert flood.value.retry_after == dtm.timedelta(seconds=2)  # one per 2 s
+        sam.press("Book now")  # reading and tapping took the person 2 s
+        await app.bot.send_message(SAM, "an answer to the press")
+        fake.flood = None
+        for n in range(20):
+            await app.bot.send_message(SAM, f"unlimited {n}")
+    assert len(fake.messages(SAM)) == 22

@@ -79,7 +79,7 @@ async def test_the_migration_matches_the_models_and_adds_exact_exclusion_constra
                     "WHERE contype = 'x' ORDER BY conname"
                 )
             )
-            assert dict(found.tuples().all()) == EXCLUSION_CONSTRAINTS
+            assert {name: definition for name, definition in found} == EXCLUSION_CONSTRAINTS
     finally:
         await engine.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
