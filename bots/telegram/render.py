@@ -11,6 +11,10 @@ from engine.screens import Action, Button, Card, Kind, Screen
 
 STRIKE = "\u0336"  # combining long stroke: inert calendar days stay visible but look crossed out
 BLANK = "·"  # Telegram refuses buttons with empty text
+# Telegram tolerates a short burst of messages to one chat, then answers 429. Up to this many ST
+# cards go out as their own messages (photos); with more, they are listed inside the wizard
+# message itself, so step 1 is always one burst-safe group of messages.
+MAX_CARD_MESSAGES = 4
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,11 @@ def text_of(screen: Screen) -> str:
     parts = [f"⚠️ <i>{html.escape(screen.notice)}</i>"] if screen.notice else []
     parts.append(f"<b>{html.escape(screen.title)}</b>")
     parts.extend(html.escape(line) for line in screen.lines)
+    if _inline_cards(screen):
+        for card in screen.cards:
+            parts.append("")
+            parts.append(f"<b>{html.escape(card.title)}</b>")
+            parts.extend(html.escape(line) for line in card.lines)
     if screen.prompt:
         parts.append(f"✎ <i>{html.escape(screen.prompt)}</i>")
     return "\n".join(parts)
@@ -42,15 +51,24 @@ def _inline(button: Button, screen: Screen) -> InlineKeyboardButton:
 
 
 def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
+    inline = _inline_cards(screen)
+    card_rows = [(c.button,) for c in screen.cards if c.button.enabled] if inline else []
     rows = [
         [_inline(button, screen) for button in row]
-        for row in (*screen.calendar, *screen.buttons)
+        for row in (*card_rows, *screen.calendar, *screen.buttons)
         if row
     ]
     return InlineKeyboardMarkup(rows) if rows else None
 
 
+def _inline_cards(screen: Screen) -> bool:
+    return len(screen.cards) > MAX_CARD_MESSAGES
+
+
 def cards(screen: Screen) -> list[CardMessage]:
+    """The ST cards that go out as messages of their own (none when they are listed inline)."""
+    if _inline_cards(screen):
+        return []
     return [_card(card, screen) for card in screen.cards]
 
 
