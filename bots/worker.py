@@ -12,6 +12,7 @@ from telegram import Bot
 
 from bots.telegram.sender import TelegramSender
 from engine.dispatch import Dispatcher
+from engine.housekeeping import Housekeeping
 from engine.notify import EmailSender, OutboxFolderSender, ResendSender
 from engine.reminders import Worker, WorkerSettings, utc_now
 from engine.senders import ChatSender
@@ -37,7 +38,14 @@ def build_worker(
         factory, settings, senders, email_sender(settings), JitsiProvider(settings.jitsi_base_url)
     )
     # The Dispatcher paces per real chat; the worker itself need not pace again.
-    return Worker(factory, dispatcher, WorkerSettings(), clock, pacer=None)
+    return Worker(
+        factory,
+        dispatcher,
+        WorkerSettings(),
+        clock,
+        pacer=None,
+        housekeeping=Housekeeping.from_settings(factory, settings),
+    )
 
 
 async def run_worker(

@@ -60,7 +60,7 @@ class Accounts:
                 # a deliberate /unlink.
                 owner = await repo.user(linked.user_id)
                 raise AlreadyLinked(owner.name if owner else f"user {linked.user_id}")
-            if not await repo.claim_link(digest, platform, external_id):
+            if not await repo.claim_link(digest, platform, external_id, claims.expires_at):
                 raise LinkError("used")
             await repo.link_identity(platform, external_id, claims.user_id, chat_id)
         return claims

@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,9 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.housekeeping import Housekeeping
 from storage import outbox
+from storage.db import is_unavailable
 from storage.outbox import ClaimedJob
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ __all__ = [
     "Worker",
     "WorkerSettings",
     "backoff",
+    "error_summary",
 ]
 
 
@@ -92,6 +97,30 @@ def backoff(
     exponent = min(max(attempts - 1, 0), 40)
     delay = min(settings.max_backoff, settings.base_backoff * (1 << exponent))
     return delay * (1 - settings.jitter * rand())
+
+
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def error_summary(error: BaseException) -> str:
+    """What logs and `last_error` may keep of an error: its class and codes, never its text.
+
+    Error text quotes whatever failed: an e-mail address, a name, a note, a platform's reply.
+    The class, an HTTP status, a provider's error code and retry_after say enough to diagnose.
+    """
+    parts = [type(error).__name__]
+    for name in ("status", "error_type", "retry_after", "permanent"):
+        value = getattr(error, name, None)
+        if isinstance(value, bool):
+            parts += [name] if value else []
+        elif isinstance(value, int | float) or (isinstance(value, str) and _CODE.fullmatch(value)):
+            parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+def _frames(error: BaseException) -> str:
+    """Where an error was raised, without its message (which may carry personal data)."""
+    return "".join(traceback.format_tb(error.__traceback__)).rstrip()
 
 
 def session_chat_key(job: ClaimedJob) -> str:
@@ -161,6 +190,7 @@ class Worker:
         pacer: Pacer | None = None,
         *,
         chat_key: Callable[[ClaimedJob], str] = session_chat_key,
+        housekeeping: Housekeeping | None = None,
     ) -> None:
         self.factory = factory
         self.handler = handler
@@ -168,6 +198,7 @@ class Worker:
         self.clock = clock
         self.pacer = pacer
         self.chat_key = chat_key
+        self.housekeeping = housekeeping
         self._stop: asyncio.Event | None = None
 
     async def run_once(self) -> int:
@@ -196,16 +227,28 @@ class Worker:
         return len(jobs)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Pass after pass until `stop`; an idle or failed pass sleeps `idle_sleep` first."""
+        """Pass after pass until `stop`; an idle or failed pass sleeps `idle_sleep` first.
+
+        Housekeeping (pruning old de-duplication rows) runs between passes when it is due.
+        """
         self._stop = stop
         try:
             while not stop.is_set():
                 try:
+                    if self.housekeeping is not None:
+                        await self.housekeeping.prune_if_due(self.clock())
                     finished = await self.run_once()
-                except Exception:  # database away, say: keep the worker alive and try again
-                    log.exception(
-                        "reminder pass failed; next try in %.1f s", self.settings.idle_sleep
-                    )
+                except Exception as error:  # database away, say: keep the worker alive
+                    if is_unavailable(error):  # one line per pass, not a page of traceback
+                        log.warning(
+                            "reminder pass failed: database unavailable (%s); next try in %.1f s",
+                            error_summary(error),
+                            self.settings.idle_sleep,
+                        )
+                    else:
+                        log.exception(
+                            "reminder pass failed; next try in %.1f s", self.settings.idle_sleep
+                        )
                     finished = 0
                 if finished == 0:
                     with contextlib.suppress(TimeoutError):
@@ -220,8 +263,15 @@ class Worker:
         try:
             return await self.handler(job, self.clock())
         except Exception as error:  # a bug or an outage in one send must not stop the worker
-            log.exception("reminder job %s (%s) raised; retrying with backoff", job.id, job.kind)
-            return Retry(None, f"{type(error).__name__}: {error}")
+            summary = error_summary(error)
+            log.error(
+                "reminder job %s (%s) raised %s; retrying with backoff\n%s",
+                job.id,
+                job.kind,
+                summary,
+                _frames(error),
+            )
+            return Retry(None, summary)
 
     async def _record_even_if_cancelled(self, job: ClaimedJob, outcome: Outcome) -> None:
         """The message is out: write that down before a cancellation stops the worker."""

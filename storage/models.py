@@ -281,3 +281,6 @@ class LinkUse(Base):
     platform: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    # When the link stops working: only then may this row go (earlier would reopen the link).
+    # NULL for rows written before the column existed; those are never pruned.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

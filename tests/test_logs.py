@@ -1,0 +1,165 @@
+"""Logs: no secret in any log line, and people only by id, never by name, note or address.
+
+The real PTB client polls and the worker sends through the fake Bot API with a known token; every
+record at DEBUG goes through `bots.logs.configure_logging`'s handler into a buffer we search.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bots.logs import QUIET, REDACTED, configure_logging
+from bots.telegram.app import build_application
+from bots.worker import build_worker
+from engine.booking import Booked, BookingFailed, BookingRequest, book_session
+from storage.models import ReminderJob, User
+from tests.factories import NOW, make_world
+from tests.fake_telegram import FakeTelegram
+from tests.test_reminders import FRIDAY_10, Clock, linked_world
+from tests.test_telegram import SAM_TG, WEBHOOK_SECRET, payload, settings_for, texts
+
+Factory = async_sessionmaker[AsyncSession]
+TOKEN = "424242:Known-test-token_never-in-a-log"
+NOTE = "Recognisable note: my dyslexia assessment QX7731"
+ADDRESS = "quentin recognisable@example.edu"  # the space makes it an invalid address
+NAME = "Quentin Recognisable"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    filters = {handler: list(handler.filters) for handler in handlers}
+    names = [*QUIET, "telegram"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for handler, kept in filters.items():
+        handler.filters[:] = kept
+    for name, kept_level in levels.items():
+        logging.getLogger(name).setLevel(kept_level)
+
+
+@pytest.fixture
+async def fake_with_known_token() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(token=TOKEN) as server:
+        yield server
+
+
+def test_configure_logging_quiets_the_http_client_that_logs_request_urls(
+    restore_logging: None,
+) -> None:
+    configure_logging(settings_for(FakeTelegram(token=TOKEN)), level=logging.INFO)
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("httpcore").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("telegram.ext.ExtBot").getEffectiveLevel() >= logging.INFO
+
+
+async def test_polling_the_webhook_call_and_the_worker_never_log_the_token_or_the_secret(
+    fake_with_known_token: FakeTelegram, pg: Factory, tmp_path: Path, restore_logging: None
+) -> None:
+    fake = fake_with_known_token
+    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
+    logs = io.StringIO()
+    configure_logging(settings, level=logging.DEBUG, stream=logs)
+    for name in [*QUIET, "telegram"]:  # as if someone turned every logger up: redaction holds
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+    world, _ = await linked_world(pg)
+    app = build_application(settings, pg, webhook=False, clock=lambda: NOW)
+    fake.user(SAM_TG)
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        fake.user(SAM_TG).send_text(f"/start {payload(world)}")
+        await fake.wait_until(lambda: "Step 1 of 4" in texts(fake, SAM_TG))
+        await app.updater.stop()
+        await app.bot.set_webhook("https://bots.example.edu/telegram", secret_token=WEBHOOK_SECRET)
+        worker = build_worker(settings, pg, app.bot, Clock(NOW))
+        assert await worker.run_once() >= 1
+        try:
+            raise RuntimeError(f"GET {settings.telegram_api_url}{TOKEN}/getMe failed")
+        except RuntimeError:
+            logging.getLogger("some.child.logger").exception("request to %s", quote(TOKEN))
+        await app.stop()
+
+    written = logs.getvalue()
+    assert "HTTP Request" in written and "setWebhook" in written  # the calls were logged...
+    assert REDACTED in written  # ...with the secrets taken out
+    secret_half = TOKEN.split(":", 1)[1]
+    for secret in (TOKEN, quote(TOKEN, safe=""), secret_half, WEBHOOK_SECRET):
+        assert secret not in written
+
+
+async def test_a_failing_booking_and_a_failing_email_log_no_note_name_or_address(
+    pg: Factory, tmp_path: Path, restore_logging: None
+) -> None:
+    settings = settings_for(FakeTelegram(token=TOKEN)).model_copy(
+        update={"email_outbox_dir": str(tmp_path)}
+    )
+    logs = io.StringIO()
+    configure_logging(settings, level=logging.DEBUG, stream=logs)
+    world = await make_world(pg)
+    async with pg() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == world.student.id).values(name=NAME, email=ADDRESS)
+        )
+    request = BookingRequest(
+        world.course.id,
+        world.student.id,
+        world.teachers[0].id,
+        FRIDAY_10,
+        FRIDAY_10 + timedelta(hours=1),
+        True,
+        NOTE,
+        "telegram",
+    )
+    offsets = [timedelta(hours=24)]
+
+    async with pg() as session, session.begin():
+        await session.execute(
+            text(
+                "CREATE FUNCTION refuse_sessions() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'sessions are closed today'; END $$"
+            )
+        )
+        await session.execute(
+            text(
+                "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_sessions()"
+            )
+        )
+    try:
+        async with pg() as session, session.begin():
+            failed = await book_session(session, request, reminder_offsets=offsets, now=NOW)
+        assert failed == BookingFailed()
+    finally:
+        async with pg() as session, session.begin():
+            await session.execute(text("DROP TRIGGER refuse_sessions ON sessions"))
+            await session.execute(text("DROP FUNCTION refuse_sessions()"))
+
+    async with pg() as session, session.begin():
+        booked = await book_session(session, request, reminder_offsets=offsets, now=NOW)
+    assert isinstance(booked, Booked)
+    worker = build_worker(settings, pg, None, Clock(NOW))
+    await worker.run_once()
+    async with pg() as session:
+        errors = [e for e in await session.scalars(select(ReminderJob.last_error)) if e]
+
+    written = logs.getvalue()
+    assert "booking transaction failed" in written
+    assert "reminder job" in written and errors  # the e-mail failed, and said so
+    for personal in (NOTE, "QX7731", ADDRESS, NAME):
+        assert personal not in written
+        assert not [e for e in errors if personal in e]
