@@ -361,12 +361,12 @@ async def test_a_handler_exception_is_retried_with_backoff_and_the_worker_keeps_
             await asyncio.sleep(0.01)
         row = (await job_rows(pg))[job_id]
         assert (row.status, row.due_at) == ("pending", NOW + timedelta(seconds=30))
-        assert row.last_error == "RuntimeError: platform down"
+        assert row.last_error == "RuntimeError"  # the class only: error text may quote people
         await asyncio.sleep(0.03)  # a few idle passes: nothing due
         assert len(calls) == 1
         clock.advance(timedelta(seconds=30))
         await asyncio.wait_for(task, 5)
-    assert "raised; retrying with backoff" in caplog.text
+    assert "raised RuntimeError; retrying with backoff" in caplog.text
     assert (await job_rows(pg))[job_id].status == "sent"
 
 
