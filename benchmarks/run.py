@@ -277,9 +277,10 @@ async def run_benchmarks(url: str | None) -> bool:
             make_url(server)
             .set(drivername="postgresql+asyncpg", database=name)
             .render_as_string(hide_password=False),
-            # One process drives every client and the 100-student race: a connection per client.
+            # One process drives every client: a connection per client, and at most 64 in all
+            # (the race's 100 students queue for them) so the server's 100 are never exceeded.
             pool_size=max(CLIENTS),
-            max_overflow=100,
+            max_overflow=max(CLIENTS),
         )
         try:
             await upgrade(engine)
