@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.booking import BookingRequest, book_session
-from engine.slots import Interval, SlotRules, WeeklyRule, free_slots
+from engine.slots import Interval, SlotRules, WeeklyRule, day_bounds_utc, free_slots
 from storage.booking_tx import ANALYTICS, BookingRow, book, book_in_session
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
@@ -153,7 +153,7 @@ async def throughput(
 
 
 def booking_row(course_id: int, student_id: int, teacher_id: int, start: datetime) -> BookingRow:
-    return BookingRow(
+    request = BookingRequest(
         course_id=course_id,
         student_id=student_id,
         teacher_id=teacher_id,
@@ -161,7 +161,11 @@ def booking_row(course_id: int, student_id: int, teacher_id: int, start: datetim
         end=start + timedelta(minutes=60),
         reminders=True,
         note=None,
-        created_via="bench",
+        platform="bench",
+    )
+    return BookingRow(
+        request,
+        day_bounds_utc,
         reminder_offsets=[timedelta(hours=24), timedelta(hours=1)],
         now=NOW,
     )

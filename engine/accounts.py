@@ -81,17 +81,14 @@ class Accounts:
             user = await repo.user(user_id) if user_id is not None else None
             return user.name if user else None
 
-    async def chats_of(self, user_id: int, platform: str) -> list[str]:
-        async with self.factory() as session:
-            identities = await Repo(session).identities_of(user_id)
-        return [i.chat_id for i in identities if i.platform == platform and i.chat_id]
-
-    async def messages(self, platform: str, chat_id: str) -> tuple[int | None, list[int]]:
+    async def messages(self, platform: str, chat_id: str) -> tuple[str | None, list[str]]:
+        """The chat's live wizard message and its companions; ids are text on every platform
+        (a Slack `ts` is not a number), each front end converts its own."""
         async with self.factory() as session:
             return await Repo(session).chat_messages(platform, chat_id)
 
     async def remember_messages(
-        self, platform: str, chat_id: str, message_id: int | None, extra: list[int]
+        self, platform: str, chat_id: str, message_id: str | None, extra: list[str]
     ) -> None:
         async with self.factory() as session, session.begin():
             await Repo(session).remember_messages(platform, chat_id, message_id, extra)

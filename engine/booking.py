@@ -8,22 +8,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.slots import day_bounds_utc
+from storage.booking_tx import BookingRequest as BookingRequest  # one definition, re-exported
 from storage.booking_tx import BookingRow, FailureReason, book_in_session
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BookingRequest:
-    course_id: int
-    student_id: int
-    teacher_id: int
-    start: datetime
-    end: datetime
-    reminders: bool
-    note: str | None
-    platform: str
-    replaces: int | None = None  # reschedule: release this session in the same transaction
 
 
 @dataclass(frozen=True)
@@ -107,19 +96,8 @@ async def book_session(
     Any unexpected database error becomes BookingFailed ("Unable to book. Please try again.")
     so that the conversation survives and the student can retry.
     """
-    row = BookingRow(
-        course_id=request.course_id,
-        student_id=request.student_id,
-        teacher_id=request.teacher_id,
-        start=request.start,
-        end=request.end,
-        reminders=request.reminders,
-        note=request.note,
-        created_via=request.platform,
-        reminder_offsets=reminder_offsets,
-        now=now,
-        replaces=request.replaces,
-    )
+    # The engine's own ST-local day, so the per-day limit and the slots agree across DST.
+    row = BookingRow(request, day_bounds_utc, reminder_offsets=reminder_offsets, now=now)
     try:
         result = await book_in_session(session, row)
     except Exception as error:

@@ -22,6 +22,8 @@ from urllib.parse import quote, urlencode
 
 from icalendar import CUTYPE, PARTSTAT, ROLE, STATUS, Alarm, Calendar, Event, vCalAddress
 
+from engine.addresses import check_address
+
 __all__ = [
     "PRODID",
     "CalendarEvent",
@@ -72,13 +74,6 @@ class CalendarEvent:
             raise ValueError("alarm_minutes are minutes before the start, so not negative")
 
 
-def _check_email(email: str) -> str:
-    """iTIP clients match people by their `mailto:` address, so a broken one must not pass."""
-    if not email or "@" not in email or any(c in email for c in ' \t\r\n<>"'):
-        raise ValueError(f"not an email address: {email!r}")
-    return email
-
-
 def organizer_of(email_from: str) -> tuple[str, str | None]:
     """The ORGANIZER (address, name) from the `EMAIL_FROM` setting, "Name <addr>" or "addr".
 
@@ -86,7 +81,7 @@ def organizer_of(email_from: str) -> tuple[str, str | None]:
     that a CANCEL comes from the organizer accepts it.
     """
     name, address = parseaddr(email_from)
-    return _check_email(address), name or None
+    return check_address(address), name or None
 
 
 def _alarm(minutes: int, text: str) -> Alarm:
@@ -121,7 +116,7 @@ def ics(
     # the whole event is cancelled. See the module docstring for ACCEPTED and RSVP=FALSE.
     attendees = [
         vCalAddress.new(
-            _check_email(email),
+            check_address(email),
             cn=name or None,
             cutype=CUTYPE.INDIVIDUAL,
             role=ROLE.REQ_PARTICIPANT,
@@ -131,7 +126,7 @@ def ics(
         for email, name in event.attendees
     ]
     organizer = (
-        vCalAddress.new(_check_email(event.organizer_email), cn=event.organizer_name or None)
+        vCalAddress.new(check_address(event.organizer_email), cn=event.organizer_name or None)
         if event.organizer_email is not None
         else None
     )

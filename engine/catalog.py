@@ -19,6 +19,7 @@ from engine.booking import (
 )
 from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
 from engine.views import CourseInfo, TeacherInfo
+from storage.jobs import Job
 from storage.models import Course
 from storage.repositories import Repo, TeacherCard
 
@@ -204,5 +205,5 @@ class DbCatalog:
         row = await self.repo.add_unscheduled_session(
             course_id=course_id, student_id=student_id, created_via=platform
         )
-        self.repo.add_job(row.id, "student:nudge", self.now + self.nudge_after)
+        self.repo.add_job(row.id, Job.nudge(), self.now + self.nudge_after)
         return ScheduledLater(row.id)

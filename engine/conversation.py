@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import flow
 from engine.catalog import DbCatalog
-from engine.formatting import normalize_locale
+from engine.clock import utc_now as utc_now  # re-exported: front ends import it from here
+from engine.formatting import normalize_locale, viewer_timezone
 from engine.screens import Screen
 from engine.settings import Settings
 from engine.views import Viewer
@@ -45,10 +46,6 @@ def database_unavailable(error: BaseException) -> bool:
     return isinstance(error, DatabaseUnavailable) or is_unavailable(error)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ConversationService:
     def __init__(
         self,
@@ -69,13 +66,18 @@ class ConversationService:
         event: flow.Event,
         update_id: str | None = None,
         on_loading: Callable[[Screen], Awaitable[None]] | None = None,
+        profile_timezone: str | None = None,
     ) -> Screen | None:
         """The new screen, or None when this delivery was already handled (a platform retry).
 
-        Raises DatabaseUnavailable when the database is down or cut the connection mid-event.
+        `profile_timezone`: the zone the chat platform's profile gives (Slack's `user.tz`), used
+        when the user's own row has none. Raises DatabaseUnavailable when the database is down or
+        cut the connection mid-event.
         """
         try:
-            return await self._handle(platform, chat_id, user_id, event, update_id, on_loading)
+            return await self._handle(
+                platform, chat_id, user_id, event, update_id, on_loading, profile_timezone
+            )
         except DatabaseUnavailable:
             raise
         except Exception as error:
@@ -101,6 +103,7 @@ class ConversationService:
         event: flow.Event,
         update_id: str | None,
         on_loading: Callable[[Screen], Awaitable[None]] | None,
+        profile_timezone: str | None = None,
     ) -> Screen | None:
         async with self.factory() as session, session.begin():
             repo = Repo(session)
@@ -125,7 +128,12 @@ class ConversationService:
                     timedelta(hours=self.settings.schedule_later_nudge_hours),
                 ),
                 viewer=Viewer(
-                    user.id, user.name, user.timezone, normalize_locale(user.locale), user.email
+                    user.id,
+                    user.name,
+                    # The user's own zone, else the platform profile's, else UTC.
+                    viewer_timezone(user.timezone, profile_timezone),
+                    normalize_locale(user.locale),
+                    user.email,
                 ),
                 now=now,
                 platform=platform,

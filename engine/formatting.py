@@ -11,7 +11,7 @@ import calendar
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel import dates as babel_dates
@@ -29,6 +29,7 @@ __all__ = [
     "month_grid",
     "normalize_locale",
     "timezone_note",
+    "viewer_timezone",
     "weekday_initials",
 ]
 
@@ -72,6 +73,23 @@ def normalize_locale(locale: str | None) -> str:
 def _locale(locale: str) -> Locale:
     """Parse after normalising so formatting can never fail on a user-supplied locale."""
     return Locale.parse(normalize_locale(locale))
+
+
+def viewer_timezone(*candidates: str | None) -> str:
+    """The first candidate that names a time zone, else "UTC".
+
+    Callers list their sources best first: the user's own row, then what the chat platform's
+    profile says (Slack's `user.tz`). The platform's database may hold no zone (NULL, "") or
+    one zoneinfo does not know; both mean "none" here rather than a failed screen.
+    """
+    for name in candidates:
+        if name and name.strip():
+            try:
+                ZoneInfo(name.strip())
+            except (ZoneInfoNotFoundError, ValueError):  # ValueError: "../x", absolute paths
+                continue
+            return name.strip()
+    return "UTC"
 
 
 def _zone(timezone: str) -> ZoneInfo:

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.formatting import format_datetime_long, normalize_locale
+from engine.text import cancel_reason
 from engine.video import VideoProvider
+from storage.jobs import Job
 from storage.models import Session, SessionStatus
 from storage.repositories import Repo
 
@@ -168,8 +170,14 @@ async def cancel(
     user_id: int,
     now: datetime,
     cutoff: timedelta,
+    reason: str | None = None,
 ) -> Cancelled | TooLate | Unavailable:
-    """Frees the slot, drops pending reminders and queues the other party's notice + ICS CANCEL."""
+    """Frees the slot, drops pending reminders and queues the other party's notice + ICS CANCEL.
+
+    `reason` (optional, the canceller's words) is stored and quoted in the notice and e-mails;
+    ValueError when it is longer than CANCEL_REASON_MAX_CHARS.
+    """
+    reason = cancel_reason(reason)
     async with factory() as db, db.begin():
         repo = Repo(db)
         booked = await _scheduled_of(repo, session_id, user_id, lock=True)
@@ -178,13 +186,14 @@ async def cancel(
         info = await _info(repo, booked, user_id)
         if info.start - now < cutoff:
             return TooLate(info, cutoff.total_seconds() / 3600)
-        await repo.cancel_session(booked, by=user_id, at=now)
+        await repo.cancel_session(booked, by=user_id, at=now, reason=reason)
         other = booked.teacher_id if user_id == booked.student_id else booked.student_id
         assert other is not None
         # The outbox tells the other person in chat and sends both the calendar's CANCEL.
-        repo.add_job(booked.id, f"cancelled:chat:{other}", now)
+        repo.add_job(booked.id, Job.cancelled_chat(other), now)
         for person in (booked.student_id, booked.teacher_id):
-            repo.add_job(booked.id, f"cancelled:email:{person}", now)
+            assert person is not None
+            repo.add_job(booked.id, Job.cancelled_email(person), now)
         return Cancelled(info, other)
 
 

@@ -96,7 +96,6 @@ ST_NO_LONGER_AVAILABLE: Final = (
     "{name} is not taking bookings for this course right now. Choose another Student-Teacher."
 )
 EXPIRED: Final = "This option has expired."
-USE_BUTTONS: Final = "Please use the buttons, or type a date like “next friday”."
 USE_BUTTONS_ONLY: Final = "Please choose one of the options below."
 DATE_UNPARSEABLE: Final = (
     "Sorry, I couldn't read “{text}” as a date. Try “tomorrow”, “next friday” or “{example}”."
@@ -173,7 +172,6 @@ ST_NOTE: Final = "Note from {student}: {note}"
 # Managing a booked session: join, cancel, reschedule
 SESSION_CHANGED: Final = "This session was already cancelled or changed; nothing was booked."
 RESCHEDULED: Final = "Your previous time is released."
-RESCHEDULE_TITLE: Final = "Reschedule your session"
 JOIN: Final = "Join"
 RESCHEDULE: Final = "Reschedule"
 CANCEL_SESSION: Final = "Cancel session"
@@ -184,6 +182,7 @@ KEEP_IT: Final = "Keep it"
 SESSION_CANCELLED: Final = "Your {course} session on {when} is cancelled. {name} has been told."
 KEPT: Final = "Your session stays booked."
 OTHER_CANCELLED: Final = "❌ {who} cancelled the {course} session on {when}."
+CANCEL_REASON: Final = "Reason: {reason}"  # under OTHER_CANCELLED, when the canceller gave one
 OTHER_MOVED: Final = (
     "🔁 {who} moved the {course} session on {when} to another time; that time is free again."
 )

@@ -30,6 +30,7 @@ from resend.exceptions import NoContentError, ResendError
 from resend.http_client_async import AsyncHTTPClient
 
 from engine import messages as m
+from engine.addresses import check_address
 
 __all__ = [
     "TEMPLATES_DIR",
@@ -162,12 +163,6 @@ def _check_url(url: str, what: str) -> str:
     return url
 
 
-def _check_address(email: str) -> str:
-    if not email or "@" not in email or any(c in email for c in ' \t\r\n<>",;'):
-        raise ValueError(f"not an e-mail address: {email!r}")
-    return email
-
-
 def _check_ics(data: bytes, method: Literal["REQUEST", "CANCEL"]) -> bytes:
     """Refuse an .ics whose METHOD contradicts the e-mail: a cancellation sent as REQUEST
     re-adds the session to calendars instead of removing it (Cal.com #29706)."""
@@ -238,7 +233,7 @@ def render_confirmation(
     }
     html, text = _render("confirmation", context)
     return EmailContent(
-        to_email=_check_address(recipient_email),
+        to_email=check_address(recipient_email),
         to_name=_one_line(recipient_name),
         subject=_subject(f"{m.SUCCESS_TITLE} {course} with {other_name}, {when}"),
         html=html,
@@ -260,10 +255,13 @@ def render_cancellation(
     when: str,
     ics: bytes,
     moved: bool = False,
+    cancelled_by_name: str | None = None,
+    reason: str | None = None,
 ) -> EmailContent:
     """The "Session cancelled" e-mail for one of the two people: it names the other person and
-    who cancelled ("you" or the other's name); only the student's copy suggests booking again.
-    `ics` must be the METHOD:CANCEL file for the session."""
+    who cancelled ("you", or `cancelled_by_name`: the other person unless someone else, such as
+    a coordinator, cancelled) and the reason when one was given; only the student's copy
+    suggests booking again. `ics` must be the METHOD:CANCEL file for the session."""
     context: dict[str, Any] = {
         "title": CANCELLED_TITLE,
         "role": role,
@@ -271,13 +269,15 @@ def render_cancellation(
         "other_name": other_name,
         "other_label": _other_label(role),
         "by_you": cancelled_by_recipient,
+        "canceller": cancelled_by_name or other_name,
+        "reason": reason.strip() if reason and reason.strip() else None,
         "moved": moved,  # released by a reschedule: no "want another time?"
         "course": course,
         "when": when,
     }
     html, text = _render("cancellation", context)
     return EmailContent(
-        to_email=_check_address(recipient_email),
+        to_email=check_address(recipient_email),
         to_name=_one_line(recipient_name),
         subject=_subject(f"{CANCELLED_TITLE}: {course} with {other_name}, {when}"),
         html=html,
@@ -313,7 +313,7 @@ def render_reminder(
     }
     html, text = _render("reminder", context)
     return EmailContent(
-        to_email=_check_address(recipient_email),
+        to_email=check_address(recipient_email),
         to_name=_one_line(recipient_name),
         subject=_subject(f"{REMINDER_TITLE}: {course} with {teacher} {left}"),
         html=html,

@@ -19,11 +19,12 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.clock import utc_now
 from engine.housekeeping import Housekeeping
 from storage import outbox
 from storage.db import is_unavailable
@@ -43,11 +44,8 @@ __all__ = [
     "WorkerSettings",
     "backoff",
     "error_summary",
+    "utc_now",
 ]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

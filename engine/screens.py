@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MAX_ACTION_BYTES = 64
 
@@ -132,7 +132,6 @@ class Screen:
     # message on screen stays as it is.
     unchanged: bool = False
     files: tuple[Attachment, ...] = ()
-    extra: dict[str, str] = field(default_factory=dict)
     nonce: int = 0  # the conversation version these buttons belong to
 
     def data(self, button: Button) -> str:

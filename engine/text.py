@@ -28,3 +28,19 @@ def clean_text(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+CANCEL_REASON_MAX_CHARS = 500
+"""Longest reason a person may give for cancelling; it is quoted in a chat notice and e-mails."""
+
+
+def cancel_reason(text: str | None) -> str | None:
+    """A cancellation's reason as stored: cleaned and trimmed, None when nothing is left.
+
+    Raises ValueError past CANCEL_REASON_MAX_CHARS, so a front end asks for a shorter one
+    instead of a notice being cut off.
+    """
+    cleaned = clean_text(text).strip() if text else ""
+    if len(cleaned) > CANCEL_REASON_MAX_CHARS:
+        raise ValueError(f"a cancellation reason has at most {CANCEL_REASON_MAX_CHARS} characters")
+    return cleaned or None

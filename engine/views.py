@@ -391,7 +391,6 @@ def success(
         ),
         final=True,
         files=files,
-        extra={"session_id": str(session_id)},
     )
 
 

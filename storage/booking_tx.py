@@ -13,7 +13,7 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from storage.jobs import Job, Role
 from storage.models import (
     ACTIVE_STATUSES,
     COUNTED_STATUSES,
@@ -94,7 +95,10 @@ CONSTRAINT_REASONS: dict[str, FailureReason] = {
 
 
 @dataclass(frozen=True)
-class BookingRow:
+class BookingRequest:
+    """What to book, as the engine asks for it; the transaction reads it as it is (one
+    definition of a booking's fields, engine and storage)."""
+
     course_id: int
     student_id: int
     teacher_id: int
@@ -102,10 +106,29 @@ class BookingRow:
     end: datetime
     reminders: bool
     note: str | None
-    created_via: str
+    platform: str  # stored as the session's `created_via`
+    replaces: int | None = None  # reschedule: released only if the new session books
+    created_by: int | None = None  # who booked (a coordinator for the student); None: the student
+
+    @property
+    def booked_by(self) -> int:
+        """Who is acting: `created_by`, and `cancelled_by` of a time this one replaces."""
+        return self.student_id if self.created_by is None else self.created_by
+
+
+DayBounds = Callable[[date, str], tuple[datetime, datetime]]
+"""(local date, IANA zone) -> [start, end) of that day in UTC: the engine's rule
+(`engine.slots.day_bounds_utc`), so the per-day limit counts the same day the slots show."""
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """A request and what the transaction needs from the engine besides."""
+
+    request: BookingRequest
+    day_bounds: DayBounds
     reminder_offsets: Sequence[timedelta] = ()
     now: datetime | None = None  # reminders already due at booking time are not written
-    replaces: int | None = None  # reschedule: this session is released only if the new one books
 
 
 @dataclass(frozen=True)
@@ -240,9 +263,10 @@ RELEASE = (
     .values(
         status=CANCELLED,
         sequence=SESSIONS.c.sequence + 1,
-        # Rescheduling is the student's cancellation of the old time (its CANCEL's DTSTAMP).
+        # Rescheduling cancels the old time (its CANCEL's DTSTAMP), by whoever is booking: the
+        # student, or someone acting for them.
         cancelled_at=_p("p_cancelled_at", STAMP),
-        cancelled_by=STUDENT,
+        cancelled_by=_p("p_created_by", Integer),
     )
     .returning(SESSIONS.c.id, SESSIONS.c.teacher_id)
 )
@@ -285,6 +309,7 @@ _SET = {
     "status": ACTIVE,
     "reminders": _p("p_reminders", Boolean),
     "note": _p("p_note", Text),
+    "created_by": _p("p_created_by", Integer),
 }
 
 
@@ -409,8 +434,9 @@ async def _after_error(error: DBAPIError, attempt: int) -> TxResult | None:
 async def lock_people(session: AsyncConnection, params: dict[str, Any]) -> int | None:
     """Lock the ST's and the student's rows, in id order so two bookings never wait in a cycle.
 
-    Returns the ST's buffer for this course (None when the user does not teach it) and sets the
-    ST-local day for the per-day limit. Once both rows are locked, the next statements see every
+    Returns the ST's buffer for this course (None when the user does not teach it); with a
+    per-day limit it sets `p_max_day` and leaves the ST's zone in `params[ST_ZONE]` for the
+    caller to find the ST-local day. Once both rows are locked, the next statements see every
     committed booking of either person.
     """
     found = {row[0]: row for row in await session.execute(LOCK, params)}
@@ -419,44 +445,56 @@ async def lock_people(session: AsyncConnection, params: dict[str, Any]) -> int |
         return None
     _, buffer, zone, max_per_day = teacher
     if max_per_day is not None:
-        local = params["p_start"].astimezone(ZoneInfo(zone))
-        midnight = datetime.combine(local.date(), datetime.min.time(), ZoneInfo(zone))
-        next_midnight = datetime.combine(
-            local.date() + timedelta(days=1), datetime.min.time(), ZoneInfo(zone)
-        )
-        params.update(p_day_start=midnight, p_day_end=next_midnight, p_max_day=max_per_day)
+        params.update({"p_max_day": max_per_day, ST_ZONE: zone})
     return int(buffer) if buffer is not None else None
+
+
+ST_ZONE = "st_zone"
+"""Not a bind parameter: the ST's zone, read under the lock, for the per-day limit's day."""
+
+
+def _limit_day(params: dict[str, Any], start: datetime, day_bounds: DayBounds) -> None:
+    """The ST-local day of `start`, by the engine's rule (a missing midnight starts at the jump)."""
+    zone = params.pop(ST_ZONE, None)
+    if zone is not None:
+        params["p_day_start"], params["p_day_end"] = day_bounds(
+            start.astimezone(ZoneInfo(zone)).date(), zone
+        )
 
 
 async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
     """Release the rescheduled session (if any), then book; a failed booking undoes the release."""
     result = await _book_guarded(session, row)
-    if row.replaces is not None and result.reason is not None:
+    if row.request.replaces is not None and result.reason is not None:
         raise _Undo(result)
     return result
 
 
 async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
-    if row.start.tzinfo is None or row.end.tzinfo is None:
+    ask = row.request
+    if ask.start.tzinfo is None or ask.end.tzinfo is None:
         raise ValueError("booking times must be timezone-aware")
     # SQLite keeps no zone: normalise to UTC so every engine stores the same instant.
-    row = replace(row, start=row.start.astimezone(UTC), end=row.end.astimezone(UTC))
+    ask = replace(ask, start=ask.start.astimezone(UTC), end=ask.end.astimezone(UTC))
+    row = replace(row, request=ask)
     params: dict[str, Any] = {
-        "p_student": row.student_id,
-        "p_teacher": row.teacher_id,
-        "p_course": row.course_id,
-        "p_start": row.start,
-        "p_end": row.end,
-        "p_earliest": row.start - MAX_SPAN,
-        "p_reminders": row.reminders,
-        "p_note": row.note,
-        "p_via": row.created_via,
+        "p_student": ask.student_id,
+        "p_teacher": ask.teacher_id,
+        "p_course": ask.course_id,
+        "p_start": ask.start,
+        "p_end": ask.end,
+        "p_earliest": ask.start - MAX_SPAN,
+        "p_reminders": ask.reminders,
+        "p_note": ask.note,
+        "p_via": ask.platform,
+        "p_created_by": ask.booked_by,
     }
-    params.update(p_day_start=row.start, p_day_end=row.start, p_max_day=NO_LIMIT)
+    params.update(p_day_start=ask.start, p_day_end=ask.start, p_max_day=NO_LIMIT)
     buffer = await lock_people(session, params)
-    params["p_blocked_until"] = row.end + timedelta(minutes=buffer or 0)
-    if row.replaces is not None:
-        params["p_replaces"] = row.replaces
+    _limit_day(params, ask.start, row.day_bounds)
+    params["p_blocked_until"] = ask.end + timedelta(minutes=buffer or 0)
+    if ask.replaces is not None:
+        params["p_replaces"] = ask.replaces
         params["p_cancelled_at"] = (row.now or datetime.now(UTC)).astimezone(UTC)
         released = (await session.execute(RELEASE, params)).first()
         if released is None:
@@ -465,18 +503,18 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
         # The old time's calendar entries are cancelled and its ST is told, as for a cancel.
         old_teacher = released[1]
         notices = [
-            f"cancelled:email:{row.student_id}:moved",
-            f"cancelled:email:{old_teacher}:moved",
-            f"cancelled:chat:{old_teacher}:moved",
+            Job.cancelled_email(ask.student_id, moved=True),
+            Job.cancelled_email(old_teacher, moved=True),
+            Job.cancelled_chat(old_teacher, moved=True),
         ]
         await session.execute(
             ADD_JOBS,
             [
-                {"session_id": row.replaces, "kind": kind, "due_at": row.now or row.start}
-                for kind in notices
+                {"session_id": ask.replaces, "kind": job.format(), "due_at": row.now or ask.start}
+                for job in notices
             ],
         )
-    if not row.start < row.end or params["p_blocked_until"] - row.start >= MAX_SPAN:
+    if not ask.start < ask.end or params["p_blocked_until"] - ask.start >= MAX_SPAN:
         raise ValueError(f"a session must last between 0 and {MAX_SPAN} with its buffer")
     written = statements(guard)
     jobs = _jobs(row)
@@ -507,20 +545,23 @@ def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
     one already due at booking time would arrive too late and is not written. At the start both
     get the video room; the confirmation e-mails (student's and ST's) go out at once.
     """
-    # The student's reminders come as a chat DM and an e-mail ("email:" rows).
-    recipients = ("student", "email", "teacher") if row.reminders else ("teacher",)
-    jobs = [
-        (f"{who}:before_{_label(offset)}", row.start - offset)
-        for offset in row.reminder_offsets
-        for who in recipients
-        if row.now is None or row.start - offset > row.now
-    ]
-    jobs += [(f"{who}:start", row.start) for who in recipients if who != "email"]
+    start, now = row.request.start, row.now
+    # The student's reminders come as a chat DM and an e-mail.
+    people: tuple[Role, ...] = ("student", "teacher") if row.request.reminders else ("teacher",)
+    jobs: list[tuple[Job, datetime]] = []
+    for offset in row.reminder_offsets:
+        if now is not None and start - offset <= now:
+            continue
+        for who in people:
+            jobs.append((Job.reminder(who, offset), start - offset))
+            if who == "student":
+                jobs.append((Job.reminder_email(offset), start - offset))
+    jobs += [(Job.room(who), start) for who in people]
     # Both people get the invite e-mail, each written for its reader (RFC 5546: both ATTENDEEs).
-    jobs.append(("email:confirmation", row.now or row.start))
-    jobs.append(("email:confirmation:teacher", row.now or row.start))
-    jobs.append(("teacher:booked", row.now or row.start))  # the ST hears of it on chat
-    return jobs
+    jobs.append((Job.confirmation_email("student"), now or start))
+    jobs.append((Job.confirmation_email("teacher"), now or start))
+    jobs.append((Job.booked(), now or start))  # the ST hears of it on chat
+    return [(job.format(), due) for job, due in jobs]
 
 
 async def _write_followups(
@@ -536,8 +577,8 @@ async def _write_followups(
         ADD_EVENT,
         {
             "name": "booking_success",
-            "user_id": row.student_id,
-            "platform": row.created_via,
+            "user_id": row.request.student_id,
+            "platform": row.request.platform,
             "data": {"session_id": booked_id},
         },
     )
@@ -563,8 +604,3 @@ def _reason(
     if not (count_left or has_placeholder):
         return "no_sessions_left"
     return "slot_taken" if teacher_clash or not day_left else "student_conflict"
-
-
-def _label(offset: timedelta) -> str:
-    minutes = int(offset.total_seconds() // 60)
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"

@@ -25,10 +25,6 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 DEFAULT_POOL_SIZE = 10
 DEFAULT_MAX_OVERFLOW = 10
 """Per process at most 20 connections: five bookbot processes stay under PostgreSQL's default

@@ -159,7 +159,11 @@ class Session(Base):
     status: Mapped[str] = mapped_column(String(16), default=SessionStatus.SCHEDULED.value)
     reminders: Mapped[bool] = mapped_column(Boolean, default=True)
     note: Mapped[str | None] = mapped_column(Text)
-    created_via: Mapped[str] = mapped_column(String(16))
+    # Where the session was made (the chat platform, "console", "web", ...) and who made it: the
+    # student, or someone booking on their behalf (a coordinator). `created_by` is NULL only
+    # where nobody recorded it (rows the web platform wrote itself).
+    created_via: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     # Created when the first person taps Join or the session-start reminder goes out.
     video_url: Mapped[str | None] = mapped_column(String(500))
@@ -168,6 +172,9 @@ class Session(Base):
     # Set with status 'cancelled': the calendar CANCEL's DTSTAMP and the e-mails' "who cancelled".
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Why, in the canceller's words, when they gave a reason: shown in the other person's notice
+    # and in both cancellation e-mails.
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint(
@@ -218,9 +225,10 @@ class Conversation(Base):
     state: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, default=0)
     # The chat's live wizard message and its companions (ST cards), so any bot process can edit
-    # or remove them.
-    message_id: Mapped[int | None] = mapped_column(BigInteger)
-    extra_message_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # or remove them. Text, as each platform spells them: Telegram's are numbers, Slack's `ts`
+    # ("1700000000.123456") is not.
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    extra_message_ids: Mapped[list[str] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now()
     )

@@ -14,6 +14,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.jobs import Job
 from storage.models import (
     ACTIVE_STATUSES,
     COUNTED_STATUSES,
@@ -225,21 +226,24 @@ class Repo:
             .execution_options(populate_existing=True)
         )
 
-    async def cancel_session(self, booked: Session, *, by: int, at: datetime) -> None:
+    async def cancel_session(
+        self, booked: Session, *, by: int, at: datetime, reason: str | None = None
+    ) -> None:
         """Free the slot (constraints ignore cancelled rows) and drop its pending reminders.
 
-        `at` and `by` are kept: the calendar CANCEL is stamped with `at` on every retry, and each
-        person's e-mail says who cancelled.
+        `at`, `by` and `reason` are kept: the calendar CANCEL is stamped with `at` on every
+        retry, and each person's notice and e-mail say who cancelled and why.
         """
         booked.status = SessionStatus.CANCELLED.value
         booked.sequence += 1
         booked.cancelled_at = at
         booked.cancelled_by = by
+        booked.cancel_reason = reason
         await cancel_pending(self.session, booked.id)
         await self.session.flush()
 
-    def add_job(self, session_id: int, kind: str, due_at: datetime) -> None:
-        self.session.add(ReminderJob(session_id=session_id, kind=kind, due_at=due_at))
+    def add_job(self, session_id: int, job: Job, due_at: datetime) -> None:
+        self.session.add(ReminderJob(session_id=session_id, kind=job.format(), due_at=due_at))
 
     async def saved_session(self, student_id: int, course_id: int) -> int | None:
         """The student's oldest "Schedule Later" session of this course, if one exists."""
@@ -265,14 +269,16 @@ class Repo:
         return found is not None
 
     async def add_unscheduled_session(
-        self, *, course_id: int, student_id: int, created_via: str
+        self, *, course_id: int, student_id: int, created_via: str, created_by: int | None = None
     ) -> Session:
+        """A "Schedule Later" session; `created_by` defaults to the student."""
         row = Session(
             course_id=course_id,
             student_id=student_id,
             status=SessionStatus.UNSCHEDULED.value,
             reminders=True,
             created_via=created_via,
+            created_by=student_id if created_by is None else created_by,
         )
         self.session.add(row)
         await self.session.flush()
@@ -376,7 +382,8 @@ class Repo:
         assert found is not None
         return found
 
-    async def chat_messages(self, platform: str, chat_id: str) -> tuple[int | None, list[int]]:
+    async def chat_messages(self, platform: str, chat_id: str) -> tuple[str | None, list[str]]:
+        """The chat's live message and its companions, as the platform spells message ids."""
         row = (
             await self.session.execute(
                 select(Conversation.message_id, Conversation.extra_message_ids).where(
@@ -384,10 +391,10 @@ class Repo:
                 )
             )
         ).first()
-        return (row[0], list(row[1] or [])) if row else (None, [])
+        return (row[0], [str(extra) for extra in row[1] or []]) if row else (None, [])
 
     async def remember_messages(
-        self, platform: str, chat_id: str, message_id: int | None, extra: list[int]
+        self, platform: str, chat_id: str, message_id: str | None, extra: list[str]
     ) -> None:
         conversation = await self.conversation_for_update(platform, chat_id)
         conversation.message_id = message_id

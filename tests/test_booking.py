@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import ColumnElement, func, select, text, true, update
@@ -23,7 +25,8 @@ from engine.booking import (
     STUnavailable,
     book_session,
 )
-from storage.models import AnalyticsEvent, ReminderJob, Session, StudentTeacher
+from storage.jobs import Job, JobKind
+from storage.models import AnalyticsEvent, Course, ReminderJob, Session, StudentTeacher
 from tests.factories import NOW, World, add_teacher, add_user, enroll, make_world
 from tests.locks import backend_pid, waits_for_lock
 
@@ -422,3 +425,114 @@ async def test_a_second_booking_waits_for_the_first_ones_lock_and_then_sees_it(
     assert isinstance(outcomes[0], Booked) and outcomes[1] == refused
     async with pg() as session:
         assert await session.scalar(select(func.count(Session.id))) == 1
+
+
+# --- who booked, and the ST-local day of the per-day limit -----------------------------------
+async def test_the_session_records_the_student_as_its_booker_unless_someone_booked_for_them(
+    pg: Factory,
+) -> None:
+    world = await make_world(pg)
+    async with pg() as session, session.begin():
+        coordinator = await add_user(session, "Casey Coordinator")
+    own = await book(pg, request_for(world))
+    later = SLOT + timedelta(hours=3)
+    on_behalf = await book(
+        pg, replace(request_for(world, start=later), created_by=coordinator.id, platform="slack")
+    )
+    assert isinstance(own, Booked) and isinstance(on_behalf, Booked)
+    async with pg() as session:
+        first = await session.get(Session, own.session_id)
+        second = await session.get(Session, on_behalf.session_id)
+        assert first is not None and second is not None
+        assert (first.student_id, first.created_by) == (world.student.id, world.student.id)
+        assert (second.student_id, second.created_by, second.created_via) == (
+            world.student.id,
+            coordinator.id,
+            "slack",
+        )
+        # The session is still the student's: their calendar, count and analytics.
+        events = (await session.scalars(select(AnalyticsEvent))).all()
+        assert {e.user_id for e in events} == {world.student.id}
+
+
+async def test_every_outbox_row_a_booking_writes_is_a_known_job_kind(pg: Factory) -> None:
+    world = await make_world(pg)
+    assert isinstance(await book(pg, request_for(world)), Booked)
+    async with pg() as session:
+        kinds = (await session.scalars(select(ReminderJob.kind))).all()
+    assert {Job.parse(kind).kind for kind in kinds} == {
+        JobKind.REMINDER,
+        JobKind.REMINDER_EMAIL,
+        JobKind.ROOM,
+        JobKind.CONFIRMATION_EMAIL,
+        JobKind.BOOKED,
+    }
+
+
+async def test_the_per_day_limit_counts_the_sts_local_day_that_has_no_midnight(pg: Factory) -> None:
+    """Havana skips 00:00-01:00 on 8 March 2026: that day starts at the jump (05:00 UTC), as the
+    slots shown for it do (engine/slots.py), so 23:00 the evening before is another day."""
+    havana = ZoneInfo("America/Havana")
+    world = await make_world(pg, teachers=0)
+    async with pg() as session, session.begin():
+        course = await session.get(Course, world.course.id)
+        assert course is not None
+        teacher = await add_teacher(session, course, "Hector Havana", "America/Havana")
+        await session.execute(update(StudentTeacher).values(max_per_day=1))
+    evening_before = datetime(2026, 3, 7, 23, 0, tzinfo=havana)
+    after_the_jump = datetime(2026, 3, 8, 1, 30, tzinfo=havana)
+    same_day_later = datetime(2026, 3, 8, 22, 0, tzinfo=havana)
+    outcomes = [
+        await book(pg, request_for(world, teacher_id=teacher.id, start=start))
+        for start in (evening_before, after_the_jump, same_day_later)
+    ]
+    assert [type(o).__name__ for o in outcomes] == ["Booked", "Booked", "SlotTaken"]
+
+
+async def test_the_per_day_limit_counts_whatever_day_the_engine_gives_the_transaction(
+    pg: Factory,
+) -> None:
+    """Storage has no day rule of its own: it asks the engine's (passed in with the row)."""
+    world = await make_world(pg, teachers=1)
+    async with pg() as session, session.begin():
+        await session.execute(update(StudentTeacher).values(max_per_day=1))
+    asked: list[tuple[date, str]] = []
+
+    def whole_week(day: date, zone: str) -> tuple[datetime, datetime]:
+        asked.append((day, zone))
+        monday = datetime.combine(day - timedelta(days=day.weekday()), time(0), UTC)
+        return monday, monday + timedelta(days=7)
+
+    async def book_with(start: datetime) -> tx.TxResult:
+        row = tx.BookingRow(request_for(world, start=start), whole_week, now=NOW)
+        async with pg() as session, session.begin():
+            return await tx.book_in_session(session, row)
+
+    assert (await book_with(SLOT)).session_id is not None  # Friday
+    assert (await book_with(SLOT + timedelta(days=1))).reason == "slot_taken"  # Saturday
+    assert asked == [(SLOT.date(), "UTC"), ((SLOT + timedelta(days=1)).date(), "UTC")]
+
+
+async def test_someone_rescheduling_for_the_student_is_recorded_on_both_sessions(
+    pg: Factory,
+) -> None:
+    world = await make_world(pg)
+    async with pg() as session, session.begin():
+        coordinator = await add_user(session, "Casey Coordinator")
+    old = await book(pg, request_for(world))
+    assert isinstance(old, Booked)
+    moved = await book(
+        pg,
+        replace(
+            request_for(world, start=SLOT + timedelta(hours=3)),
+            replaces=old.session_id,
+            created_by=coordinator.id,
+        ),
+    )
+    assert isinstance(moved, Booked)
+    async with pg() as session:
+        released = await session.get(Session, old.session_id)
+        new = await session.get(Session, moved.session_id)
+        assert released is not None and new is not None
+        assert (released.status, released.cancelled_by) == ("cancelled", coordinator.id)
+        assert (new.student_id, new.created_by) == (world.student.id, coordinator.id)

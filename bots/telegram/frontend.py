@@ -393,9 +393,10 @@ class TelegramFrontEnd:
             if pressed is not None:
                 await self._edit(context, chat_id, pressed, render.text_of(screen), None)
             return
-        main, extras = await self.accounts.messages(PLATFORM, str(chat_id))
-        for message_id in extras:
-            await self._quietly(bot.delete_message(chat_id, message_id))
+        stored, stored_extras = await self.accounts.messages(PLATFORM, str(chat_id))
+        main = int(stored) if stored is not None else None  # stored as text; Telegram's are ints
+        for message_id in stored_extras:
+            await self._quietly(bot.delete_message(chat_id, int(message_id)))
         # A press on any other message (a final "Session Booked!" above, say) leaves that
         # message as it is: final screens keep their text and buttons.
         cards = render.cards(screen)
@@ -417,7 +418,12 @@ class TelegramFrontEnd:
             await bot.send_document(chat_id, attachment.content, filename=attachment.filename)
         # A final screen is never edited again: the next screen starts a new message.
         live = None if screen.final else main
-        await self.accounts.remember_messages(PLATFORM, str(chat_id), live, new_extras)
+        await self.accounts.remember_messages(
+            PLATFORM,
+            str(chat_id),
+            None if live is None else str(live),
+            [str(extra) for extra in new_extras],
+        )
 
     async def _edit(
         self,
