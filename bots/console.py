@@ -19,7 +19,6 @@ from engine import flow
 from engine import messages as m
 from engine.conversation import ConversationService, DatabaseBusy, DatabaseUnavailable
 from engine.formatting import format_day_short
-from engine.my_sessions import my_sessions
 from engine.screens import Button, Kind, Screen
 
 PLATFORM = "console"
@@ -67,6 +66,10 @@ def render(screen: Screen, locale: str) -> tuple[str, list[Button]]:
                 out.append(number(button))
     if screen.prompt:
         out.append(f"✎ {screen.prompt}")
+    for entry in screen.more:  # messages of their own (/mysessions entries), numbered on
+        out.append(f"-- {entry.title} --")
+        out.extend(f"   {line}" for line in entry.lines)
+        out.extend(number(b) for row in entry.buttons for b in row if b.enabled)
     return "\n".join(out), choices
 
 
@@ -84,15 +87,22 @@ async def read_line(stdin: TextIO) -> str:
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[str] = loop.create_future()
 
-    def deliver(line: str) -> None:
-        if not answer.done():
+    def deliver(line: str | Exception) -> None:
+        if answer.done():
+            return
+        if isinstance(line, Exception):
+            answer.set_exception(line)
+        else:
             answer.set_result(line)
 
     def read() -> None:
+        line: str | Exception
         try:
             line = stdin.readline()
         except (OSError, ValueError):  # stdin closed under us: treat as end of input
             line = ""
+        except Exception as error:  # a scripted input failing: the chat must not wait forever
+            line = error
         with contextlib.suppress(RuntimeError):  # the loop already closed: nobody waits
             loop.call_soon_threadsafe(deliver, line)
 
@@ -136,7 +146,7 @@ async def _chat(
     chat_id: str,
     files_dir: Path,
 ) -> None:
-    async def send(event: flow.Event) -> Screen | None:
+    async def send(event: flow.ChatEvent) -> Screen | None:
         async def loading(screen: Screen) -> None:
             write(render(screen, locale)[0])
 
@@ -173,7 +183,7 @@ async def _chat(
             write("bye")
             return
         line = line.strip()
-        event: flow.Event
+        event: flow.ChatEvent
         if line in ("/quit", "/exit"):
             write("bye")
             return
@@ -186,13 +196,10 @@ async def _chat(
         elif line == "/cancel":
             event = flow.Cancel()
         elif line == "/mysessions":
-            for screen in await my_sessions(service.factory, user_id, service.clock()):
-                write("\n".join((screen.title, *screen.lines)))
-            show = False
-            continue
+            event = flow.MySessions()
         elif line.isdigit() and current is not None and 1 <= int(line) <= len(choices):
             chosen = choices[int(line) - 1]
-            if chosen.url or chosen.action is None:
+            if chosen.url or (chosen.action is None and chosen.payload is None):
                 write(f"(would open {chosen.url} in a browser)")
                 show = False
                 continue

@@ -75,6 +75,9 @@ class DbCatalog:
     async def is_enrolled(self, student_id: int, course_id: int) -> bool:
         return await self.repo.is_enrolled(student_id, course_id)
 
+    async def booked_session(self, student_id: int, teacher_id: int, start: datetime) -> int | None:
+        return await self.repo.scheduled_session_at(student_id, teacher_id, start)
+
     async def teaches(self, user_id: int, course_id: int) -> bool:
         return await self.repo.teaches(user_id, course_id)
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine import flow
+from engine import flow, session_dialogue
 from engine.catalog import DbCatalog
 from engine.clock import utc_now as utc_now  # re-exported: front ends import it from here
 from engine.formatting import normalize_locale, viewer_timezone
+from engine.manage import parse_manage
 from engine.screens import Screen
 from engine.settings import Settings
+from engine.video import JitsiProvider, VideoProvider
 from engine.views import Viewer
 from storage.db import is_busy, is_unavailable
 from storage.repositories import Repo
@@ -52,10 +53,13 @@ class ConversationService:
         factory: async_sessionmaker[AsyncSession],
         settings: Settings,
         clock: Clock = utc_now,
+        video: VideoProvider | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings
         self.clock = clock
+        self.video = video or JitsiProvider(settings.jitsi_base_url)
+        self.cutoff = timedelta(minutes=settings.change_cutoff_minutes)
 
     async def handle(
         self,
@@ -63,7 +67,7 @@ class ConversationService:
         platform: str,
         chat_id: str,
         user_id: int,
-        event: flow.Event,
+        event: flow.ChatEvent,
         update_id: str | None = None,
         on_loading: Callable[[Screen], Awaitable[None]] | None = None,
         profile_timezone: str | None = None,
@@ -100,22 +104,39 @@ class ConversationService:
         platform: str,
         chat_id: str,
         user_id: int,
-        event: flow.Event,
+        event: flow.ChatEvent,
         update_id: str | None,
         on_loading: Callable[[Screen], Awaitable[None]] | None,
         profile_timezone: str | None = None,
     ) -> Screen | None:
+        """One transaction per step; "Book Session" takes two. The first commits the loading
+        state (and `booking_attempted`); the loading screen is shown with no transaction open;
+        the second books. A crash in between is recovered by the next event (flow.recover)."""
+        first = await self._step(platform, chat_id, user_id, event, update_id, profile_timezone)
+        if first is None or not first.proceed:
+            return None if first is None else first.screen
+        if on_loading is not None:
+            await on_loading(first.screen)
+        second = await self._step(
+            platform, chat_id, user_id, flow.Proceed(), None, profile_timezone
+        )
+        assert second is not None
+        return second.screen
+
+    async def _step(
+        self,
+        platform: str,
+        chat_id: str,
+        user_id: int,
+        event: flow.ChatEvent,
+        update_id: str | None,
+        profile_timezone: str | None = None,
+    ) -> _Stepped | None:
         async with self.factory() as session, session.begin():
             repo = Repo(session)
             if update_id is not None and not await repo.mark_processed(platform, update_id):
                 return None
             conversation = await repo.conversation_for_update(platform, chat_id)
-
-            async def write_events(events: list[tuple[str, dict[str, Any]]]) -> None:
-                for name, data in events:
-                    repo.add_event(name, data, user_id=user_id, platform=platform)
-                await session.flush()
-
             user = await repo.user(user_id)
             if user is None:
                 raise LookupError(f"no user {user_id}")
@@ -140,19 +161,46 @@ class ConversationService:
                 dashboard_url=self.settings.dashboard_url,
                 enroll_url=self.settings.enroll_url,
                 email_from=self.settings.email_from,
-                on_loading=on_loading,
-                write_events=write_events,
             )
             state = flow.State.from_json(conversation.state)
+            pressed = isinstance(event, flow.Press)
+            managed = parse_manage(event.data) if isinstance(event, flow.Press) else None
+            if isinstance(event, flow.MySessions) or managed is not None:
+                desk = session_dialogue.Desk(repo, user.id, now, self.cutoff, self.video)
+                if managed is None:
+                    return _Stepped(await session_dialogue.my_sessions(desk))
+                answer = await session_dialogue.act(*managed, desk)
+                if isinstance(answer, Screen):
+                    return _Stepped(answer)  # the wizard's state and its buttons stay
+                event = answer  # reschedule or schedule now: the wizard starts
             new_state = await flow.apply(state, event, ctx)
             if ctx.unchanged:
                 # The buttons on screen stay valid: no new nonce, nothing saved.
-                return Screen("unchanged", "", notice=ctx.notice, unchanged=True, nonce=state.nonce)
+                notice = ctx.notice
+                toast = notice if pressed else None
+                return _Stepped(
+                    Screen(
+                        "unchanged",
+                        "",
+                        notice=notice,
+                        unchanged=True,
+                        nonce=state.nonce,
+                        toast=toast,
+                    )
+                )
             new_state.nonce = state.nonce + 1
             screen = replace(await flow.render(new_state, ctx), nonce=new_state.nonce)
+            if pressed and screen.toast is None:
+                screen = replace(screen, toast=screen.notice)  # the press is answered with it
             conversation.state = new_state.to_json()
             conversation.version = new_state.nonce
             conversation.user_id = user.id
             for name, data in ctx.analytics:
                 repo.add_event(name, data, user_id=user.id, platform=platform)
-        return screen
+        return _Stepped(screen, proceed=ctx.proceed)
+
+
+@dataclass(frozen=True)
+class _Stepped:
+    screen: Screen
+    proceed: bool = False  # the screen is the loading state; the booking follows

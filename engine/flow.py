@@ -176,7 +176,20 @@ class Cancel:
     pass
 
 
-Event = Start | Press | Text | Cancel
+@dataclass(frozen=True)
+class Proceed:
+    """Book the slot confirmed by the previous event. The engine sends it to itself after the
+    loading state was committed and shown, so no platform call waits inside a transaction."""
+
+
+@dataclass(frozen=True)
+class MySessions:
+    """/mysessions: the person's sessions, each with its buttons (engine/session_dialogue.py)."""
+
+
+Event = Start | Press | Text | Cancel | Proceed
+# Everything a chat can send: the wizard's events and the session dialogues'.
+ChatEvent = Event | MySessions
 
 
 # --- the port to the outside world -----------------------------------------------------------
@@ -199,6 +212,10 @@ class Catalog(Protocol):
         now: datetime,
     ) -> list[datetime]: ...
     async def book(self, request: BookingRequest, now: datetime) -> Outcome: ...
+    async def booked_session(self, student_id: int, teacher_id: int, start: datetime) -> int | None:
+        """The student's scheduled session with this ST at this start, if one exists."""
+        ...
+
     async def schedule_later(
         self, student_id: int, course_id: int, platform: str
     ) -> ScheduledLater | NotEnrolled | NoSessionsLeft: ...
@@ -214,24 +231,17 @@ class Ctx:
     enroll_url: str = "https://tutoring.example.edu/courses/{slug}"
     # EMAIL_FROM: the calendar invite's ORGANIZER, the same as in the e-mailed invites.
     email_from: str = "Tutoring <bookings@tutoring.example.edu>"
-    on_loading: Callable[[Screen], Awaitable[None]] | None = None
     analytics: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     notice: str | None = None
     booked_now: int | None = None  # the session booked by this very event, if any
     # Set when the event changed nothing (a stale press, text after a final screen): the front
     # end answers with the notice alone and leaves every message as it is.
     unchanged: bool = False
-    # Writes the analytics recorded so far; the booking writes `booking_success` itself, and
-    # `booking_attempted` must be stored before it.
-    write_events: Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]] | None = None
+    # Set by "Book Session": the loading state is saved and shown first; then Proceed books.
+    proceed: bool = False
 
     def emit(self, name: str, **data: Any) -> None:
         self.analytics.append((name, data))
-
-    async def flush_events(self) -> None:
-        if self.write_events is not None and self.analytics:
-            pending, self.analytics = self.analytics, []
-            await self.write_events(pending)
 
     def nothing_changed(self, notice: str) -> None:
         self.notice = notice
@@ -244,6 +254,13 @@ class Ctx:
 
 # --- dispatch ------------------------------------------------------------------------------
 async def apply(state: State, event: Event, ctx: Ctx) -> State:
+    if isinstance(event, Proceed):
+        if state.step != Step.BOOKING:
+            ctx.nothing_changed(m.EXPIRED)  # another process booked or moved on already
+            return state
+        return await book_now(state, ctx)
+    if state.step == Step.BOOKING:
+        return await recover(state, ctx)
     if isinstance(event, Start):
         return await start(state, event, ctx)
     if isinstance(event, Cancel):
@@ -419,10 +436,15 @@ async def confirm(state: State, action: Action, ctx: Ctx) -> State:
         st_id=state.teacher_id,
         datetime=start_at.isoformat(),
     )
-    await ctx.flush_events()
-    loading = replace(state, step=Step.BOOKING)
-    if ctx.on_loading is not None:
-        await ctx.on_loading(await render(loading, ctx))
+    ctx.proceed = True
+    return replace(state, step=Step.BOOKING)
+
+
+async def book_now(state: State, ctx: Ctx) -> State:
+    """The booking itself, in the transaction after the one that saved the loading state."""
+    assert state.course_id and state.teacher_id and state.slot is not None
+    course = await _course(state, ctx)
+    start_at = _slot_time(state.slot)
     outcome = await ctx.catalog.book(
         BookingRequest(
             course_id=course.id,
@@ -441,7 +463,20 @@ async def confirm(state: State, action: Action, ctx: Ctx) -> State:
         ctx.booked_now = outcome.session_id
         return replace(state, step=Step.SUCCESS, session_id=outcome.session_id)
     ctx.emit("booking_failed", error_type=outcome.error_type)
-    return await _after_failure(state, outcome, ctx)
+    return await _after_failure(replace(state, step=Step.CONFIRM), outcome, ctx)
+
+
+async def recover(state: State, ctx: Ctx) -> State:
+    """A conversation left in the loading state (the process died between showing it and
+    booking): the session either exists, and the student sees it booked, or the confirm step
+    comes back. Whatever the event was, this answer is what the student needs to see first."""
+    assert state.teacher_id is not None and state.slot is not None
+    start_at = _slot_time(state.slot)
+    found = await ctx.catalog.booked_session(ctx.viewer.user_id, state.teacher_id, start_at)
+    if found is not None:
+        return replace(state, step=Step.SUCCESS, session_id=found)
+    ctx.notice = m.BOOKING_INTERRUPTED
+    return replace(state, step=Step.CONFIRM)
 
 
 async def _after_failure(state: State, outcome: Outcome, ctx: Ctx) -> State:

@@ -50,6 +50,10 @@ class SessionInfo:
     end: datetime
     when: str  # the viewer's zone and locale
 
+    def other_name(self, viewer_id: int) -> str:
+        """The person on the other side of the session from the viewer."""
+        return self.teacher_name if viewer_id == self.student_id else self.student_name
+
 
 @dataclass(frozen=True)
 class RoomReady:
@@ -130,25 +134,30 @@ async def join(
     now: datetime,
     provider: VideoProvider,
 ) -> RoomReady | TooEarly | Unavailable:
-    """The room is created by the first Join at session time and stored for the other person."""
     async with factory() as db, db.begin():
-        repo = Repo(db)
-        booked = await _scheduled_of(repo, session_id, user_id, lock=True)
-        if booked is None or booked.scheduled_end is None:
-            return Unavailable()
-        if now >= booked.scheduled_end:
-            return Unavailable(ended=True)
-        info = await _info(repo, booked, user_id)
-        if now < info.start - ROOM_OPENS_BEFORE:
-            viewer = await repo.user(user_id)
-            assert viewer is not None
-            opens = format_datetime_long(
-                info.start - ROOM_OPENS_BEFORE, viewer.timezone, normalize_locale(viewer.locale)
-            )
-            return TooEarly(info, opens)
-        if booked.video_url is None:
-            booked.video_url = await provider.create_room(booked.id)
-        return RoomReady(info, booked.video_url)
+        return await join_in(Repo(db), session_id, user_id, now, provider)
+
+
+async def join_in(
+    repo: Repo, session_id: int, user_id: int, now: datetime, provider: VideoProvider
+) -> RoomReady | TooEarly | Unavailable:
+    """The room is created by the first Join at session time and stored for the other person."""
+    booked = await _scheduled_of(repo, session_id, user_id, lock=True)
+    if booked is None or booked.scheduled_end is None:
+        return Unavailable()
+    if now >= booked.scheduled_end:
+        return Unavailable(ended=True)
+    info = await _info(repo, booked, user_id)
+    if now < info.start - ROOM_OPENS_BEFORE:
+        viewer = await repo.user(user_id)
+        assert viewer is not None
+        opens = format_datetime_long(
+            info.start - ROOM_OPENS_BEFORE, viewer.timezone, normalize_locale(viewer.locale)
+        )
+        return TooEarly(info, opens)
+    if booked.video_url is None:
+        booked.video_url = await provider.create_room(booked.id)
+    return RoomReady(info, booked.video_url)
 
 
 async def ensure_room(
@@ -172,29 +181,39 @@ async def cancel(
     cutoff: timedelta,
     reason: str | None = None,
 ) -> Cancelled | TooLate | Unavailable:
+    async with factory() as db, db.begin():
+        return await cancel_in(Repo(db), session_id, user_id, now, cutoff, reason)
+
+
+async def cancel_in(
+    repo: Repo,
+    session_id: int,
+    user_id: int,
+    now: datetime,
+    cutoff: timedelta,
+    reason: str | None = None,
+) -> Cancelled | TooLate | Unavailable:
     """Frees the slot, drops pending reminders and queues the other party's notice + ICS CANCEL.
 
     `reason` (optional, the canceller's words) is stored and quoted in the notice and e-mails;
     ValueError when it is longer than CANCEL_REASON_MAX_CHARS.
     """
     reason = cancel_reason(reason)
-    async with factory() as db, db.begin():
-        repo = Repo(db)
-        booked = await _scheduled_of(repo, session_id, user_id, lock=True)
-        if booked is None:
-            return Unavailable()
-        info = await _info(repo, booked, user_id)
-        if info.start - now < cutoff:
-            return TooLate(info, cutoff.total_seconds() / 3600)
-        await repo.cancel_session(booked, by=user_id, at=now, reason=reason)
-        other = booked.teacher_id if user_id == booked.student_id else booked.student_id
-        assert other is not None
-        # The outbox tells the other person in chat and sends both the calendar's CANCEL.
-        repo.add_job(booked.id, Job.cancelled_chat(other), now)
-        for person in (booked.student_id, booked.teacher_id):
-            assert person is not None
-            repo.add_job(booked.id, Job.cancelled_email(person), now)
-        return Cancelled(info, other)
+    booked = await _scheduled_of(repo, session_id, user_id, lock=True)
+    if booked is None:
+        return Unavailable()
+    info = await _info(repo, booked, user_id)
+    if info.start - now < cutoff:
+        return TooLate(info, cutoff.total_seconds() / 3600)
+    await repo.cancel_session(booked, by=user_id, at=now, reason=reason)
+    other = booked.teacher_id if user_id == booked.student_id else booked.student_id
+    assert other is not None
+    # The outbox tells the other person in chat and sends both the calendar's CANCEL.
+    repo.add_job(booked.id, Job.cancelled_chat(other), now)
+    for person in (booked.student_id, booked.teacher_id):
+        assert person is not None
+        repo.add_job(booked.id, Job.cancelled_email(person), now)
+    return Cancelled(info, other)
 
 
 async def check_reschedule(
@@ -204,33 +223,27 @@ async def check_reschedule(
     now: datetime,
     cutoff: timedelta,
 ) -> CanReschedule | TooLate | Unavailable:
+    async with factory() as db:
+        return await check_reschedule_in(Repo(db), session_id, user_id, now, cutoff)
+
+
+async def check_reschedule_in(
+    repo: Repo, session_id: int, user_id: int, now: datetime, cutoff: timedelta
+) -> CanReschedule | TooLate | Unavailable:
     """Only the student reschedules; the old slot stays theirs until the new one is booked."""
-    async with factory() as db:
-        repo = Repo(db)
-        booked = await _scheduled_of(repo, session_id, user_id, lock=False, student_only=True)
-        if booked is None:
-            return Unavailable()
-        info = await _info(repo, booked, user_id)
-        if info.start - now < cutoff:
-            return TooLate(info, cutoff.total_seconds() / 3600)
-        return CanReschedule(info)
+    booked = await _scheduled_of(repo, session_id, user_id, lock=False, student_only=True)
+    if booked is None:
+        return Unavailable()
+    info = await _info(repo, booked, user_id)
+    if info.start - now < cutoff:
+        return TooLate(info, cutoff.total_seconds() / 3600)
+    return CanReschedule(info)
 
 
-async def describe(
-    factory: async_sessionmaker[AsyncSession], session_id: int, user_id: int
-) -> SessionInfo | Unavailable:
-    """A scheduled session of this person, for a confirmation question."""
-    async with factory() as db:
-        repo = Repo(db)
-        booked = await _scheduled_of(repo, session_id, user_id, lock=False)
-        if booked is None:
-            return Unavailable()
-        return await _info(repo, booked, user_id)
-
-
-async def keep(
-    factory: async_sessionmaker[AsyncSession], session_id: int, user_id: int
-) -> SessionInfo | Unavailable:
-    """ "Keep it" under a cancel question: answered only for the presser's own scheduled session,
-    so forged button data learns nothing and changes no message."""
-    return await describe(factory, session_id, user_id)
+async def describe_in(repo: Repo, session_id: int, user_id: int) -> SessionInfo | Unavailable:
+    """A scheduled session of this person, for a confirmation question (and "Keep it": answered
+    only for the presser's own session, so forged button data learns nothing)."""
+    booked = await _scheduled_of(repo, session_id, user_id, lock=False)
+    if booked is None:
+        return Unavailable()
+    return await _info(repo, booked, user_id)

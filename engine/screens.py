@@ -114,6 +114,15 @@ class Attachment:
     mime_type: str
 
 
+class Placement(enum.StrEnum):
+    """Where a screen goes in a chat. The wizard is one live message; the dialogues about booked
+    sessions answer on the message whose button was pressed, or as messages of their own."""
+
+    WIZARD = "wizard"  # the live wizard message (edited in place, or moved below)
+    PRESSED = "pressed"  # replaces the message whose button was pressed
+    NEW = "new"  # a message of its own, outside the wizard (/mysessions entries, room links)
+
+
 @dataclass(frozen=True)
 class Screen:
     step: str
@@ -131,6 +140,12 @@ class Screen:
     # Nothing changed (stale press, text after a final screen): only `notice` is news, every
     # message on screen stays as it is.
     unchanged: bool = False
+    placement: Placement = Placement.WIZARD
+    # How a button press is answered (a toast, or an alert the person must dismiss); decided
+    # here so that front ends only show it.
+    toast: str | None = None
+    alert: bool = False
+    more: tuple[Screen, ...] = ()  # further messages of their own, drawn after this one
     files: tuple[Attachment, ...] = ()
     nonce: int = 0  # the conversation version these buttons belong to
 

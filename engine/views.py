@@ -299,6 +299,7 @@ def booking(course: CourseInfo, teacher: TeacherInfo, start: datetime, viewer: V
         header(course),
         (m.BOOKING_LOADING, *summary_lines(course, teacher, start, viewer)),
         loading=True,
+        toast=m.BOOKING_LOADING,
     )
 
 

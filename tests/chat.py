@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import flow
 from engine.conversation import ConversationService
-from engine.screens import Button, Screen
+from engine.screens import Button, Placement, Screen
 from engine.settings import Settings
 from tests.factories import NOW
 
@@ -49,9 +49,9 @@ class Chat:
             update_id=update_id,
             on_loading=on_loading,
         )
-        if screen is not None and not screen.unchanged:
+        if screen is not None and not screen.unchanged and screen.placement is Placement.WIZARD:
             # An unchanged answer (a stale press, text after a final screen) is a notice
-            # only: what is on screen stays, as it does in a real chat.
+            # only, and a session dialogue answers outside the wizard: the wizard stays.
             self.screens.append(screen)
         return screen
 

@@ -192,6 +192,17 @@ class FakeCatalog:
     async def is_enrolled(self, student_id: int, course_id: int) -> bool:
         return (student_id, course_id) in self.enrollments
 
+    async def booked_session(self, student_id: int, teacher_id: int, start: datetime) -> int | None:
+        for booked in self.sessions:
+            if (booked.student_id, booked.teacher_id, booked.start, booked.status) == (
+                student_id,
+                teacher_id,
+                start,
+                SCHEDULED,
+            ):
+                return booked.id
+        return None
+
     async def teaches(self, user_id: int, course_id: int) -> bool:
         return (course_id, user_id) in self.sts
 

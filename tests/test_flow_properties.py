@@ -31,7 +31,19 @@ from engine.booking import (
     StudentConflict,
     STUnavailable,
 )
-from engine.flow import ALLOWED, HANDLERS, Cancel, Ctx, Event, Press, Start, State, Step, Text
+from engine.flow import (
+    ALLOWED,
+    HANDLERS,
+    Cancel,
+    Ctx,
+    Event,
+    Press,
+    Proceed,
+    Start,
+    State,
+    Step,
+    Text,
+)
 from engine.flow import apply as flow_apply
 from engine.flow import render as flow_render
 from engine.screens import MAX_ACTION_BYTES, QUICK_OPTIONS, Action, Kind, Screen, decode
@@ -119,13 +131,24 @@ class Walk:
         sessions_before = own_sessions(self.catalog, self.external)
         loading: list[Screen] = []
 
-        async def on_loading(screen: Screen) -> None:
-            loading.append(screen)
-
-        ctx = Ctx(self.catalog, self.viewer, NOW, platform="test", on_loading=on_loading)
+        ctx = Ctx(self.catalog, self.viewer, NOW, platform="test")
         new = await flow_apply(replace(before), event, ctx)
+        if ctx.unchanged:  # nothing saved, no new nonce, the screen on display stays
+            assert new == before
+            self.notice = ctx.notice
+            self.check_expired(event, before, new, ctx)
+            return
         new.nonce = before.nonce + 1
         screen = replace(await flow_render(new, ctx), nonce=new.nonce)
+        if ctx.proceed:
+            # ConversationService: the loading state is committed and shown, then Proceed books.
+            loading.append(screen)
+            booking = Ctx(self.catalog, self.viewer, NOW, platform="test")
+            new = await flow_apply(replace(new), Proceed(), booking)
+            new.nonce += 1
+            screen = replace(await flow_render(new, booking), nonce=new.nonce)
+            ctx.analytics += booking.analytics
+            ctx.notice, ctx.booked_now = booking.notice, booking.booked_now
         self.stale.extend(self.screen.data(b) for b in self.screen.all_buttons() if b.action)
         self.state, self.screen, self.notice = new, screen, ctx.notice
         self.analytics.extend(ctx.analytics)

@@ -248,3 +248,23 @@ async def test_an_st_sees_the_sessions_they_teach_in_mysessions_and_can_cancel_o
     await bot.press(ada, m.CANCEL_SESSION)
     await bot.press(ada, m.YES_CANCEL)
     assert [s.status for s in await sessions(pg)] == ["cancelled"]
+
+
+async def test_a_slower_process_does_not_draw_an_older_screen_over_a_newer_one(
+    bot: Bot, fake: FakeTelegram, pg: Factory
+) -> None:
+    from types import SimpleNamespace
+
+    from bots.telegram.frontend import TelegramFrontEnd
+    from engine.screens import Screen
+    from tests.test_telegram import settings_for
+
+    world = await make_world(pg)
+    sam = fake.user(SAM_TG)
+    await bot.say(sam, f"/start {payload(world)}")
+    await bot.press(sam, "Book with Ada Lovelace")  # the conversation's nonce is now 2
+    front = TelegramFrontEnd(pg, settings_for(fake))
+    calls = len(fake.calls)
+    stale = Screen("choose_st", "an older screen", nonce=1)
+    await front.draw(SimpleNamespace(bot=bot.app.bot), SAM_TG, stale)  # type: ignore[arg-type]
+    assert len(fake.calls) == calls  # skipped: nothing sent, edited or deleted

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     BotCommand,
-    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -34,16 +33,13 @@ from telegram.ext import (
 )
 
 from bots.telegram import render
-from engine import flow, manage
+from engine import flow
 from engine import messages as m
 from engine.accounts import UNLINK_NO, UNLINK_YES, Accounts, AlreadyLinked
 from engine.conversation import ConversationService, database_unavailable, utc_now
 from engine.links import LinkError, ManageClaims
-from engine.manage import manage_data, parse_manage
-from engine.my_sessions import my_sessions
-from engine.screens import Kind, Screen, decode
+from engine.screens import Kind, Placement, Screen, decode
 from engine.settings import Settings
-from engine.video import JitsiProvider, VideoProvider
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +56,9 @@ TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 MAX_REMEMBERED_AVATARS = 10_000
 
 
-def _other_name(info: manage.SessionInfo, viewer_id: int) -> str:
-    return info.teacher_name if viewer_id == info.student_id else info.student_name
+def _toast(text: str | None) -> str | None:
+    """Telegram shows at most 200 characters in a press's answer."""
+    return text[:200] if text else None
 
 
 class TelegramFrontEnd:
@@ -75,8 +72,6 @@ class TelegramFrontEnd:
         self.clock = clock
         self.service = ConversationService(factory, settings, clock)
         self.accounts = Accounts(factory, settings)
-        self.video: VideoProvider = JitsiProvider(settings.jitsi_base_url)
-        self.cutoff = timedelta(minutes=settings.change_cutoff_minutes)
         # Avatars Telegram refused once (bad URL, not an image): later cards show text at once
         # instead of paying a failing sendPhoto each time. Per process, bounded.
         self.bad_avatars: set[str] = set()
@@ -118,7 +113,7 @@ class TelegramFrontEnd:
             await self._say(context, chat.id, text)
             return
         if isinstance(claims, ManageClaims):  # an e-mail's "Manage in Telegram": /mysessions
-            await self._send_sessions(context, chat.id, claims.user_id)
+            await self._drive(update, context, flow.MySessions(), user_id=claims.user_id)
             return
         event = flow.Start(
             course_id=claims.course_id, teacher_id=claims.teacher_id, source=claims.source
@@ -172,22 +167,7 @@ class TelegramFrontEnd:
             )
 
     async def upcoming(self, update: Update, context: Context) -> None:
-        chat = update.effective_chat
-        assert chat is not None
-        user_id = await self._user(update, context)
-        if user_id is None:
-            return
-        await self._send_sessions(context, chat.id, user_id)
-
-    async def _send_sessions(self, context: Context, chat_id: int, user_id: int) -> None:
-        """What /mysessions shows: one message per session, each with its own buttons."""
-        for screen in await my_sessions(self.factory, user_id, self.clock()):
-            await context.bot.send_message(
-                chat_id,
-                render.text_of(screen),
-                ParseMode.HTML,
-                reply_markup=render.keyboard(screen),
-            )
+        await self._drive(update, context, flow.MySessions())
 
     # --- buttons and text -------------------------------------------------------------------
     async def pressed(self, update: Update, context: Context) -> None:
@@ -203,10 +183,6 @@ class TelegramFrontEnd:
         user_id = await self._user(update, context)
         if user_id is None:
             return  # _user answered the press with how to link
-        managed = parse_manage(query.data or "")
-        if managed is not None:
-            await self.on_manage(update, context, user_id, *managed)
-            return
         decoded = decode(query.data or "")
         if decoded is not None and decoded[1].kind is Kind.NOOP:
             await query.answer(m.NOT_AVAILABLE)  # an inert day or header: nothing to do
@@ -217,8 +193,8 @@ class TelegramFrontEnd:
         async def loading(screen: Screen) -> None:
             nonlocal answered
             answered = True
-            await query.answer(m.BOOKING_LOADING)
-            await self.show(context, chat.id, screen, pressed=pressed)
+            await query.answer(_toast(screen.toast))
+            await self.draw(context, chat.id, screen, pressed=pressed)
 
         screen = await self.service.handle(
             platform=PLATFORM,
@@ -230,115 +206,16 @@ class TelegramFrontEnd:
         )
         if screen is None:
             return  # a redelivered press: it was answered and drawn the first time
-        if screen.unchanged:
-            # A stale or forged press changes nothing: one toast, no message touched.
-            await query.answer(screen.notice[:200] if screen.notice else None)
-            return
         if not answered:
-            await query.answer(screen.notice[:200] if screen.notice else None)
-        await self.show(context, chat.id, screen, pressed=pressed)
-
-    async def on_manage(
-        self, update: Update, context: Context, user_id: int, op: str, target: int
-    ) -> None:
-        """Buttons of /mysessions and of reminders: join, cancel, reschedule, schedule now."""
-        query, chat = update.callback_query, update.effective_chat
-        assert query is not None and chat is not None and query.message is not None
-        now, message_id = self.clock(), query.message.message_id
-        if op == "now":
-            await query.answer()
-            await self._drive(update, context, flow.Start(course_id=target, source="reminder"))
-            return
-        if op == "join":
-            joined = await manage.join(self.factory, target, user_id, now, self.video)
-            if isinstance(joined, manage.RoomReady):
-                await query.answer()
-                text = m.ROOM_READY.format(course=joined.info.course_title)
-                button = InlineKeyboardButton(m.OPEN_ROOM, url=joined.url)
-                await context.bot.send_message(
-                    chat.id, text, reply_markup=InlineKeyboardMarkup([[button]])
-                )
-            elif isinstance(joined, manage.TooEarly):
-                minutes = int(manage.ROOM_OPENS_BEFORE.total_seconds() // 60)
-                await query.answer(
-                    m.ROOM_TOO_EARLY.format(minutes=minutes, when=joined.opens_at),
-                    show_alert=True,
-                )
-            else:
-                await query.answer(m.SESSION_OVER if joined.ended else m.EXPIRED)
-            return
-        if op == "reschedule":
-            checked = await manage.check_reschedule(self.factory, target, user_id, now, self.cutoff)
-            if isinstance(checked, manage.CanReschedule):
-                await query.answer()
-                info = checked.info
-                event = flow.Start(
-                    course_id=info.course_id,
-                    teacher_id=info.teacher_id,
-                    source="reschedule",
-                    reschedule=info.id,
-                )
-                await self._drive(update, context, event)
-            else:
-                await self._refuse(query, checked)
-            return
-        if op == "ask_cancel":
-            described = await manage.describe(self.factory, target, user_id)
-            if isinstance(described, manage.Unavailable):
-                await query.answer(m.EXPIRED)
-                return
-            await query.answer()
-            question = m.CANCEL_CONFIRM.format(
-                course=described.course_title,
-                name=_other_name(described, user_id),
-                when=described.when,
-            )
-            keyboard = InlineKeyboardMarkup(
-                [
-                    [
-                        InlineKeyboardButton(m.YES_CANCEL, callback_data=manage_data("y", target)),
-                        InlineKeyboardButton(m.KEEP_IT, callback_data=manage_data("k", target)),
-                    ]
-                ]
-            )
-            await self._quietly(
-                context.bot.edit_message_text(question, chat.id, message_id, reply_markup=keyboard)
-            )
-            return
-        if op == "keep":
-            if isinstance(await manage.keep(self.factory, target, user_id), manage.Unavailable):
-                await query.answer(m.EXPIRED)
-                return
-            await query.answer(m.KEPT)
-            await self._quietly(context.bot.edit_message_text(m.KEPT, chat.id, message_id))
-            return
-        cancelled = await manage.cancel(self.factory, target, user_id, now, self.cutoff)
-        if not isinstance(cancelled, manage.Cancelled):
-            await self._refuse(query, cancelled)
-            return
-        await query.answer()
-        info = cancelled.info
-        done = m.SESSION_CANCELLED.format(
-            course=info.course_title, when=info.when, name=_other_name(info, user_id)
-        )
-        await self._quietly(context.bot.edit_message_text(done, chat.id, message_id))
-
-    async def _refuse(
-        self, query: CallbackQuery, outcome: manage.TooLate | manage.Unavailable
-    ) -> None:
-        if isinstance(outcome, manage.TooLate):
-            name = _other_name(outcome.info, outcome.info.student_id)
-            hours = f"{outcome.cutoff_hours:g}"
-            await query.answer(m.TOO_LATE.format(hours=hours, name=name)[:200], show_alert=True)
-        else:
-            await query.answer(m.EXPIRED)
+            await query.answer(_toast(screen.toast), show_alert=screen.alert)
+        await self.draw(context, chat.id, screen, pressed=pressed)
 
     async def typed(self, update: Update, context: Context) -> None:
         assert update.message is not None
         await self._drive(update, context, flow.Text(update.message.text or ""))
 
     async def _drive(
-        self, update: Update, context: Context, event: flow.Event, user_id: int | None = None
+        self, update: Update, context: Context, event: flow.ChatEvent, user_id: int | None = None
     ) -> None:
         chat = update.effective_chat
         assert chat is not None
@@ -357,14 +234,8 @@ class TelegramFrontEnd:
             update_id=str(update.update_id),
             on_loading=loading,
         )
-        if screen is None:
-            return
-        if screen.unchanged:
-            # Nothing on screen changes (text after "Session Booked!", /cancel with no wizard):
-            # the answer is a plain message, and the earlier messages keep their buttons.
-            await self._say(context, chat.id, screen.notice or m.USE_BUTTONS_ONLY)
-            return
-        await self.show(context, chat.id, screen)
+        if screen is not None:
+            await self.draw(context, chat.id, screen)
 
     async def _user(self, update: Update, context: Context) -> int | None:
         """The linked platform user, or None after telling the person how to link."""
@@ -381,6 +252,32 @@ class TelegramFrontEnd:
         await context.bot.send_message(chat_id, text)
 
     # --- drawing ------------------------------------------------------------------------------
+    async def draw(
+        self, context: Context, chat_id: int, screen: Screen, pressed: int | None = None
+    ) -> None:
+        """Put a screen where the engine placed it; a press was already answered."""
+        if screen.unchanged:
+            # Nothing on screen changes: a press got its toast; text or a command gets the
+            # notice as a plain message, and earlier messages keep their buttons.
+            if pressed is None:
+                await self._say(context, chat_id, screen.notice or m.USE_BUTTONS_ONLY)
+            return
+        if screen.placement is Placement.PRESSED and pressed is not None:
+            text, markup = render.text_of(screen), render.keyboard(screen)
+            if not await self._edit(context, chat_id, pressed, text, markup):
+                await context.bot.send_message(chat_id, text, ParseMode.HTML, reply_markup=markup)
+            return
+        if screen.placement is not Placement.WIZARD:
+            for each in (screen, *screen.more):
+                await context.bot.send_message(
+                    chat_id,
+                    render.text_of(each),
+                    ParseMode.HTML,
+                    reply_markup=render.keyboard(each),
+                )
+            return
+        await self.show(context, chat_id, screen, pressed)
+
     async def show(
         self, context: Context, chat_id: int, screen: Screen, pressed: int | None = None
     ) -> None:
@@ -393,6 +290,8 @@ class TelegramFrontEnd:
             if pressed is not None:
                 await self._edit(context, chat_id, pressed, render.text_of(screen), None)
             return
+        if await self.accounts.newer_than(PLATFORM, str(chat_id), screen.nonce):
+            return  # a later event (another process) already drew a newer screen
         stored, stored_extras = await self.accounts.messages(PLATFORM, str(chat_id))
         main = int(stored) if stored is not None else None  # stored as text; Telegram's are ints
         for message_id in stored_extras:

@@ -1,0 +1,142 @@
+"""The dialogues about booked sessions: /mysessions and the buttons on its entries, on reminders
+and on notices (join, cancel with its question, keep, reschedule, schedule now).
+
+Their buttons sit on messages outside the wizard, so they are checked by who presses them and by
+the session as it is now, never by the wizard's nonce: a reminder's Cancel still works after the
+student has used the wizard since. Every answer is a Screen (with its toast or alert); starting
+the wizard (reschedule, schedule now) is a `flow.Start` the conversation applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from engine import flow, manage
+from engine import messages as m
+from engine.formatting import format_datetime_long, normalize_locale
+from engine.manage import manage_data
+from engine.screens import Button, Placement, Screen
+from engine.video import VideoProvider
+from storage.repositories import Repo
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What the session dialogues need, inside the conversation's unit of work."""
+
+    repo: Repo
+    user_id: int
+    now: datetime
+    cutoff: timedelta
+    video: VideoProvider
+
+
+def _toast(text: str, *, alert: bool = False) -> Screen:
+    """Nothing to draw: the press is answered and every message stays as it is."""
+    return Screen("unchanged", "", notice=text, unchanged=True, toast=text[:200], alert=alert)
+
+
+async def my_sessions(desk: Desk) -> Screen:
+    """A heading and one message per session, so each session's buttons stay next to it."""
+    user = await desk.repo.user(desk.user_id)
+    if user is None:
+        raise LookupError(f"no user {desk.user_id}")
+    rows = await desk.repo.upcoming_with_names(desk.user_id, desk.now)
+    locale = normalize_locale(user.locale)
+    entries: list[Screen] = []
+    for booked, course, other in rows:
+        buttons: tuple[tuple[Button, ...], ...]
+        if booked.scheduled_start is None or other is None:
+            line = m.UNSCHEDULED_LINE.format(course=course.title, slug=course.slug)
+            label = m.SCHEDULE_NOW_COURSE.format(course=course.title)
+            buttons = ((Button(label, payload=manage_data("n", course.id)),),)
+        else:
+            when = format_datetime_long(booked.scheduled_start, user.timezone, locale)
+            join = Button(m.JOIN, payload=manage_data("j", booked.id))
+            cancel = Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id))
+            if booked.teacher_id == desk.user_id:
+                # A session this person teaches: only its student reschedules.
+                line = m.TEACHING_LINE.format(when=when, course=course.title, name=other.name)
+                buttons = ((join, cancel),)
+            else:
+                line = m.UPCOMING_LINE.format(when=when, course=course.title, name=other.name)
+                reschedule = Button(m.RESCHEDULE, payload=manage_data("r", booked.id))
+                buttons = ((join, reschedule, cancel),)
+        entries.append(Screen("my_session", line, buttons=buttons, placement=Placement.NEW))
+    lines = () if rows else (m.NO_UPCOMING,)
+    return Screen(
+        "my_sessions", m.MY_SESSIONS_TITLE, lines, placement=Placement.NEW, more=tuple(entries)
+    )
+
+
+async def act(op: str, target: int, desk: Desk) -> Screen | flow.Start:
+    """One press on a session's button; `target` is re-validated against the presser."""
+    if op == "now":
+        return flow.Start(course_id=target, source="reminder")
+    if op == "join":
+        return await _join(target, desk)
+    if op == "reschedule":
+        checked = await manage.check_reschedule_in(
+            desk.repo, target, desk.user_id, desk.now, desk.cutoff
+        )
+        if not isinstance(checked, manage.CanReschedule):
+            return _refusal(checked, desk.user_id)
+        info = checked.info
+        return flow.Start(
+            course_id=info.course_id,
+            teacher_id=info.teacher_id,
+            source="reschedule",
+            reschedule=info.id,
+        )
+    if op == "ask_cancel":
+        described = await manage.describe_in(desk.repo, target, desk.user_id)
+        if isinstance(described, manage.Unavailable):
+            return _toast(m.EXPIRED)
+        question = m.CANCEL_CONFIRM.format(
+            course=described.course_title,
+            name=described.other_name(desk.user_id),
+            when=described.when,
+        )
+        answers = (
+            Button(m.YES_CANCEL, payload=manage_data("y", target)),
+            Button(m.KEEP_IT, payload=manage_data("k", target)),
+        )
+        return Screen("cancel_question", question, buttons=(answers,), placement=Placement.PRESSED)
+    if op == "keep":
+        if isinstance(
+            await manage.describe_in(desk.repo, target, desk.user_id), manage.Unavailable
+        ):
+            return _toast(m.EXPIRED)
+        return Screen("kept", m.KEPT, placement=Placement.PRESSED, toast=m.KEPT)
+    cancelled = await manage.cancel_in(desk.repo, target, desk.user_id, desk.now, desk.cutoff)
+    if not isinstance(cancelled, manage.Cancelled):
+        return _refusal(cancelled, desk.user_id)
+    info = cancelled.info
+    done = m.SESSION_CANCELLED.format(
+        course=info.course_title, when=info.when, name=info.other_name(desk.user_id)
+    )
+    return Screen("cancelled", done, placement=Placement.PRESSED)
+
+
+async def _join(target: int, desk: Desk) -> Screen:
+    joined = await manage.join_in(desk.repo, target, desk.user_id, desk.now, desk.video)
+    if isinstance(joined, manage.RoomReady):
+        return Screen(
+            "room",
+            m.ROOM_READY.format(course=joined.info.course_title),
+            buttons=((Button(m.OPEN_ROOM, url=joined.url),),),
+            placement=Placement.NEW,
+        )
+    if isinstance(joined, manage.TooEarly):
+        minutes = int(manage.ROOM_OPENS_BEFORE.total_seconds() // 60)
+        return _toast(m.ROOM_TOO_EARLY.format(minutes=minutes, when=joined.opens_at), alert=True)
+    return _toast(m.SESSION_OVER if joined.ended else m.EXPIRED)
+
+
+def _refusal(outcome: manage.TooLate | manage.Unavailable, user_id: int) -> Screen:
+    if isinstance(outcome, manage.TooLate):
+        name = outcome.info.other_name(user_id)  # "please contact <them> directly"
+        hours = f"{outcome.cutoff_hours:g}"
+        return _toast(m.TOO_LATE.format(hours=hours, name=name), alert=True)
+    return _toast(m.EXPIRED)
