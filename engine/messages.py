@@ -16,6 +16,9 @@ ENROLL_NOW: Final = "Enroll now"
 SLOT_TAKEN: Final = "This time is no longer available. Select another."
 STUDENT_CONFLICT: Final = "You have another session at this time."
 BOOKING_FAILED: Final = "Unable to book. Please try again."
+BOOKING_INTERRUPTED: Final = (
+    "Your booking was interrupted before it went through. Please try again."
+)
 
 # Spec: buttons
 BOOK_WITH: Final = "Book with {name}"

@@ -259,6 +259,19 @@ class Repo:
         )
         return found
 
+    async def scheduled_session_at(
+        self, student_id: int, teacher_id: int, start: datetime
+    ) -> int | None:
+        found: int | None = await self.session.scalar(
+            select(Session.id).where(
+                Session.student_id == student_id,
+                Session.teacher_id == teacher_id,
+                Session.scheduled_start == start,
+                Session.status == SessionStatus.SCHEDULED,
+            )
+        )
+        return found
+
     async def teaches(self, user_id: int, course_id: int) -> bool:
         """Whether the user is one of the course's STs (active or not)."""
         found = await self.session.scalar(
@@ -380,6 +393,14 @@ class Repo:
             pass  # another worker created it first; its row is what we lock below
         found = await self.session.scalar(query.execution_options(populate_existing=True))
         assert found is not None
+        return found
+
+    async def conversation_version(self, platform: str, chat_id: str) -> int | None:
+        found: int | None = await self.session.scalar(
+            select(Conversation.version).where(
+                Conversation.platform == platform, Conversation.chat_id == chat_id
+            )
+        )
         return found
 
     async def chat_messages(self, platform: str, chat_id: str) -> tuple[str | None, list[str]]:
