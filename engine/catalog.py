@@ -5,6 +5,7 @@ One instance lives for one incoming event, inside that event's transaction, so i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engine.booking import (
@@ -26,6 +27,35 @@ from storage.repositories import Repo, TeacherCard
 # Busy intervals and overrides are read with this margin so that day limits, buffers and
 # windows crossing midnight near the edges of the asked range see everything they depend on.
 MARGIN = timedelta(days=2)
+# The first read of calendars covers this much before "now" (a month view starts on the 1st)
+# and this much past the furthest ST horizon, so later asks in the same event are answered
+# from memory.
+LOOK_BACK = timedelta(days=40)
+
+
+@dataclass
+class _Calendars:
+    """Everything slot math needs for a set of STs over one window, read in four queries
+    whatever the number of STs: a screen of 20 ST cards costs what a screen of 2 does."""
+
+    teacher_ids: frozenset[int]
+    student_id: int | None
+    low: datetime
+    high: datetime
+    rules: dict[int, list[WeeklyRule]] = field(default_factory=dict)
+    overrides: dict[int, list[DateOverride]] = field(default_factory=dict)
+    busy: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    student_busy: list[Interval] = field(default_factory=list)
+
+    def covers(
+        self, teacher_id: int, student_id: int | None, low: datetime, high: datetime
+    ) -> bool:
+        return (
+            teacher_id in self.teacher_ids
+            and (student_id is None or student_id == self.student_id)
+            and self.low <= low
+            and high <= self.high
+        )
 
 
 def course_info(course: Course) -> CourseInfo:
@@ -59,10 +89,18 @@ class DbCatalog:
         self.now = now
         self.nudge_after = nudge_after
         self._cards: dict[tuple[int, int], TeacherCard | None] = {}
-        self._rules: dict[int, list[WeeklyRule]] = {}
+        self._courses: dict[int, Course | None] = {}
+        self._teachers: dict[int, list[TeacherInfo]] = {}
+        self._calendars: _Calendars | None = None
+
+    async def _course(self, course_id: int) -> Course | None:
+        """Each course read once per event, however many screens parts ask for it."""
+        if course_id not in self._courses:
+            self._courses[course_id] = await self.repo.course(course_id)
+        return self._courses[course_id]
 
     async def course(self, course_id: int) -> CourseInfo | None:
-        course = await self.repo.course(course_id)
+        course = await self._course(course_id)
         return course_info(course) if course else None
 
     async def course_by_slug(self, slug: str) -> CourseInfo | None:
@@ -86,7 +124,7 @@ class DbCatalog:
         return await self._left(student_id, course_id, include_unscheduled=False)
 
     async def _left(self, student_id: int, course_id: int, *, include_unscheduled: bool) -> int:
-        course = await self.repo.course(course_id)
+        course = await self._course(course_id)
         if course is None:
             return 0
         used = await self.repo.counted_sessions(
@@ -95,10 +133,12 @@ class DbCatalog:
         return course.session_count - used
 
     async def teachers(self, course_id: int) -> list[TeacherInfo]:
-        cards = await self.repo.active_teachers(course_id)
-        for card in cards:
-            self._cards[(course_id, card.user.id)] = card
-        return [teacher_info(card) for card in cards]
+        if course_id not in self._teachers:
+            cards = await self.repo.active_teachers(course_id)
+            for card in cards:
+                self._cards[(course_id, card.user.id)] = card
+            self._teachers[course_id] = [teacher_info(card) for card in cards]
+        return self._teachers[course_id]
 
     async def _card(self, course_id: int, teacher_id: int) -> TeacherCard | None:
         key = (course_id, teacher_id)
@@ -110,13 +150,41 @@ class DbCatalog:
         card = await self._card(course_id, teacher_id)
         return teacher_info(card) if card else None
 
-    async def _weekly_rules(self, teacher_id: int) -> list[WeeklyRule]:
-        if teacher_id not in self._rules:
-            self._rules[teacher_id] = [
+    async def _calendars_for(
+        self, course_id: int, teacher_id: int, student_id: int | None, low: datetime, high: datetime
+    ) -> _Calendars:
+        """The calendars of every ST of the course this event has seen, read together."""
+        known = self._calendars
+        if known is not None and known.covers(teacher_id, student_id, low, high):
+            return known
+        ids = {t for (c, t), card in self._cards.items() if c == course_id and card is not None}
+        ids.add(teacher_id)
+        horizon = max(
+            (card.st.max_days_ahead for card in self._cards.values() if card is not None),
+            default=0,
+        )
+        low = min(low, self.now - LOOK_BACK)
+        high = max(high, self.now + timedelta(days=horizon) + LOOK_BACK)
+        if known is not None:  # widen rather than forget what was read
+            ids |= known.teacher_ids
+            low, high = min(low, known.low), max(high, known.high)
+        calendars = _Calendars(frozenset(ids), student_id, low, high)
+        for a in await self.repo.availability(sorted(ids)):
+            calendars.rules.setdefault(a.user_id, []).append(
                 WeeklyRule(a.day_of_week, a.start_time, a.end_time, a.timezone)
-                for a in await self.repo.availability([teacher_id])
+            )
+        for o in await self.repo.overrides(sorted(ids), low.date(), high.date()):
+            calendars.overrides.setdefault(o.user_id, []).append(
+                DateOverride(o.date, o.timezone, o.start_time, o.end_time)
+            )
+        for teacher, start, blocked_until in await self.repo.teacher_busy(sorted(ids), low, high):
+            calendars.busy.setdefault(teacher, []).append((start, blocked_until))
+        if student_id is not None:
+            calendars.student_busy = [
+                Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)
             ]
-        return self._rules[teacher_id]
+        self._calendars = calendars
+        return calendars
 
     async def free_slots(
         self,
@@ -129,24 +197,19 @@ class DbCatalog:
     ) -> list[datetime]:
         """Free slot starts; without a student, the student's own calendar is not consulted."""
         card = await self._card(course_id, teacher_id)
-        course = await self.repo.course(course_id)
+        course = await self._course(course_id)
         if card is None or course is None or not card.st.is_active:
             return []
-        low, high = start - MARGIN, end + MARGIN
-        overrides = [
-            DateOverride(o.date, o.timezone, o.start_time, o.end_time)
-            for o in await self.repo.overrides([teacher_id], low.date(), high.date())
-        ]
+        calendars = await self._calendars_for(
+            course_id, teacher_id, student_id, start - MARGIN, end + MARGIN
+        )
         # Busy time ends at each session's own blocked_until (its course's buffer); slots.py
         # adds this course's buffer, so take it off here to land exactly on blocked_until.
         buffer = timedelta(minutes=card.st.buffer_minutes)
-        busy = await self.repo.teacher_busy([teacher_id], low, high)
-        st_busy = [Interval(s, max(s, e - buffer)) for _, s, e in busy]
-        student_busy = (
-            [Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)]
-            if student_id is not None
-            else []
-        )
+        busy = calendars.busy.get(teacher_id, [])
+        st_busy = [Interval(s, max(s, e - buffer)) for s, e in busy]
+        student_busy = calendars.student_busy if student_id is not None else []
+        overrides = calendars.overrides.get(teacher_id, [])
         settings = SlotRules(
             session_minutes=course.session_minutes,
             buffer_minutes=card.st.buffer_minutes,
@@ -156,7 +219,7 @@ class DbCatalog:
             step_minutes=card.st.step_minutes,
         )
         return free_slots(
-            await self._weekly_rules(teacher_id),
+            calendars.rules.get(teacher_id, []),
             overrides,
             settings,
             st_busy,
