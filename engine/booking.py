@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from engine.slots import day_bounds_utc
 from storage.booking_tx import BookingRequest as BookingRequest  # one definition, re-exported
 from storage.booking_tx import BookingRow, FailureReason, book_in_session
+from storage.booking_tx import RefusalFacts as RefusalFacts  # re-exported for the rule's callers
 
 log = logging.getLogger(__name__)
 
@@ -112,5 +113,26 @@ async def book_session(
         return BookingFailed()
     if result.session_id is not None:
         return Booked(result.session_id)
+    if result.facts is not None:
+        return refusal(result.facts) or BookingFailed()
     assert result.reason is not None
     return FAILURES[result.reason]
+
+
+def refusal(facts: RefusalFacts) -> Failure | None:
+    """Which booking rule refuses, in the order the student can act on them; None: it may go.
+
+    The one statement of that order: the catalog's checks, the transaction's diagnosis and the
+    in-memory catalog of the tests all decide through here.
+    """
+    if not facts.enrolled:
+        return NotEnrolled()
+    if not facts.st_active:
+        return STUnavailable()
+    if not facts.sessions_left:
+        return NoSessionsLeft()
+    if not facts.slot_free:
+        return SlotTaken()
+    if not facts.student_free:
+        return StudentConflict()
+    return None

@@ -13,10 +13,10 @@ from engine.booking import (
     NoSessionsLeft,
     NotEnrolled,
     Outcome,
+    RefusalFacts,
     ScheduledLater,
-    SlotTaken,
-    STUnavailable,
     book_session,
+    refusal,
 )
 from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
 from engine.views import CourseInfo, TeacherInfo
@@ -231,16 +231,15 @@ class DbCatalog:
         )
 
     async def book(self, request: BookingRequest, now: datetime) -> Outcome:
-        """Re-check the slot against availability and notice first: time passes on the confirm step.
+        """Judge the booking on fresh reads first, by the engine's one rule order; the
+        transaction then checks the calendars again under lock, as the concurrency backstop.
 
-        Overlaps are checked again under lock inside the transaction; this check covers the rules
-        the lock does not (availability, minimum notice, horizon, per-day limit). The student's
-        calendar is left to the transaction so that a clash there reads "another session".
+        Time passes on the confirm step, so the ST's hours, notice, horizon and per-day limit
+        are checked here (the lock cannot see them). A reschedule's own old session is released
+        inside the transaction, so the student's calendar is left to it then.
         """
         card = await self._card(request.course_id, request.teacher_id)
-        if card is None or not card.st.is_active:
-            return STUnavailable()
-        window = await self.free_slots(
+        offered = await self.free_slots(
             request.course_id,
             request.teacher_id,
             None,
@@ -248,11 +247,25 @@ class DbCatalog:
             request.start + timedelta(minutes=1),
             now,
         )
-        if request.start not in window:
-            # Not enrolled or no sessions left must win over "slot taken": the tx decides those.
-            if not await self.repo.is_enrolled(request.student_id, request.course_id):
-                return NotEnrolled()
-            return SlotTaken()
+        student_free = True
+        if request.replaces is None:
+            busy = await self.repo.student_busy(request.student_id, request.start, request.end)
+            student_free = not busy
+        refused = refusal(
+            RefusalFacts(
+                enrolled=await self.repo.is_enrolled(request.student_id, request.course_id),
+                st_active=card is not None and card.st.is_active,
+                sessions_left=request.replaces is not None
+                or await self._left(
+                    request.student_id, request.course_id, include_unscheduled=False
+                )
+                > 0,
+                slot_free=request.start in offered,
+                student_free=student_free,
+            )
+        )
+        if refused is not None:
+            return refused
         return await book_session(
             self.repo.session, request, reminder_offsets=self.reminder_offsets, now=now
         )

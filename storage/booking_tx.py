@@ -132,9 +132,22 @@ class BookingRow:
 
 
 @dataclass(frozen=True)
+class RefusalFacts:
+    """What the guard found when it refused a booking; which rule the student is told about
+    is the engine's decision (engine.booking.refusal), made once for every path."""
+
+    enrolled: bool
+    st_active: bool
+    sessions_left: bool  # a session left in the course, or a saved one to fill in
+    slot_free: bool  # the ST's calendar with its buffer, and the per-day limit
+    student_free: bool  # the student's calendar, in both roles
+
+
+@dataclass(frozen=True)
 class TxResult:
     session_id: int | None = None
-    reason: FailureReason | None = None
+    reason: FailureReason | None = None  # decided here: a constraint or a vanished session
+    facts: RefusalFacts | None = None  # the guard refused: the engine decides what to say
 
 
 class _Undo(Exception):
@@ -465,7 +478,7 @@ def _limit_day(params: dict[str, Any], start: datetime, day_bounds: DayBounds) -
 async def _book_in(session: AsyncConnection, row: BookingRow) -> TxResult:
     """Release the rescheduled session (if any), then book; a failed booking undoes the release."""
     result = await _book_guarded(session, row)
-    if row.request.replaces is not None and result.reason is not None:
+    if row.request.replaces is not None and result.session_id is None:
         raise _Undo(result)
     return result
 
@@ -525,7 +538,7 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
         if booked_id is not None:
             return TxResult(session_id=booked_id)
         if not facts[3]:  # no "Schedule Later" placeholder to fill in: the facts say why
-            return TxResult(reason=_reason(*facts))
+            return TxResult(facts=_facts(*facts))
     else:
         booked_id = await session.scalar(written.insert, params)
         if booked_id is not None:
@@ -533,7 +546,7 @@ async def _book_guarded(session: AsyncConnection, row: BookingRow) -> TxResult:
             return TxResult(session_id=booked_id)
     booked_id = await session.scalar(written.fill, params)
     if booked_id is None:
-        return TxResult(reason=await _diagnose(session, params))
+        return TxResult(facts=await _diagnose(session, params))
     await _write_followups(session, row, booked_id, jobs)
     return TxResult(session_id=booked_id)
 
@@ -584,23 +597,28 @@ async def _write_followups(
     )
 
 
-async def _diagnose(session: AsyncConnection, params: dict[str, Any]) -> FailureReason:
-    return _reason(*(await session.execute(DIAGNOSE, params)).one())
+async def _diagnose(session: AsyncConnection, params: dict[str, Any]) -> RefusalFacts:
+    return _facts(*(await session.execute(DIAGNOSE, params)).one())
 
 
-def _reason(
+def _facts(
     enrolled: bool,
     st_active: bool,
     count_left: bool,
     has_placeholder: bool,
     teacher_clash: bool,
     day_left: bool,
-) -> FailureReason:
-    """Which rule refused the booking, in the order the student can act on them."""
-    if not enrolled:
-        return "not_enrolled"
-    if not st_active:
-        return "st_unavailable"
-    if not (count_left or has_placeholder):
-        return "no_sessions_left"
-    return "slot_taken" if teacher_clash or not day_left else "student_conflict"
+) -> RefusalFacts:
+    others_hold = (
+        bool(enrolled and st_active and (count_left or has_placeholder) and day_left)
+        and not teacher_clash
+    )
+    return RefusalFacts(
+        enrolled=bool(enrolled),
+        st_active=bool(st_active),
+        sessions_left=bool(count_left or has_placeholder),
+        slot_free=not teacher_clash and bool(day_left),
+        # The diagnosis does not look at the student's calendar: the guard refused, so when
+        # every other rule holds it was the student's own session that clashed.
+        student_free=not others_hold,
+    )

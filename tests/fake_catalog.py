@@ -18,10 +18,9 @@ from engine.booking import (
     NoSessionsLeft,
     NotEnrolled,
     Outcome,
+    RefusalFacts,
     ScheduledLater,
-    SlotTaken,
-    StudentConflict,
-    STUnavailable,
+    refusal,
 )
 from engine.slots import Interval, SlotRules, WeeklyRule, free_slots
 from engine.views import CourseInfo, TeacherInfo
@@ -169,10 +168,21 @@ class FakeCatalog:
         )
 
     def st_busy(self, teacher_id: int) -> list[Interval]:
-        return [_interval(s) for s in self.scheduled() if s.teacher_id == teacher_id]
+        """The ST's sessions, and any the ST takes as a student elsewhere (both roles)."""
+        return [
+            _interval(s) for s in self.scheduled() if teacher_id in (s.teacher_id, s.student_id)
+        ]
 
     def student_busy(self, student_id: int) -> list[Interval]:
-        return [_interval(s) for s in self.scheduled() if s.student_id == student_id]
+        """The student's sessions, and (with the buffer) any the student teaches: an ST can be
+        a student in another course, as the database's rule has it."""
+        taking = [_interval(s) for s in self.scheduled() if s.student_id == student_id]
+        teaching = [
+            Interval(s.start, s.blocked_until)
+            for s in self.scheduled()
+            if s.teacher_id == student_id and s.start and s.blocked_until
+        ]
+        return taking + teaching
 
     def set_active(self, course_id: int, teacher_id: int, active: bool) -> None:
         st = self.sts[(course_id, teacher_id)]
@@ -256,17 +266,7 @@ class FakeCatalog:
         if self.broken:
             return BookingFailed()
         student, course_id = request.student_id, request.course_id
-        if (student, course_id) not in self.enrollments:
-            return NotEnrolled()
         st = self.sts.get((course_id, request.teacher_id))
-        if st is None or not st.info.is_active:
-            return STUnavailable()
-        # DbCatalog's re-check: the ST's hours, notice, horizon and per-day limit (and calendar).
-        offered = await self.free_slots(
-            course_id, request.teacher_id, None, request.start, request.start + _MINUTE, now
-        )
-        if request.start not in offered:
-            return SlotTaken()
         placeholder = next(
             (
                 s
@@ -275,23 +275,26 @@ class FakeCatalog:
             ),
             None,
         )
-        if placeholder is None and self.counted(student, course_id) >= (
-            self.courses[course_id].session_count
-        ):
-            return NoSessionsLeft()
-        blocked_until = request.end + timedelta(minutes=st.buffer_minutes)
-        for s in self.scheduled():
-            assert s.start and s.end and s.blocked_until
-            if (
-                s.teacher_id == request.teacher_id
-                and s.start < blocked_until
-                and s.blocked_until > request.start
-            ):
-                return SlotTaken()
-        for s in self.scheduled():
-            assert s.start and s.end
-            if s.student_id == student and s.start < request.end and s.end > request.start:
-                return StudentConflict()
+        # The same facts as DbCatalog gathers, judged by the engine's one rule order.
+        offered = await self.free_slots(
+            course_id, request.teacher_id, None, request.start, request.start + _MINUTE, now
+        )
+        clash = Interval(request.start, request.end)
+        refused = refusal(
+            RefusalFacts(
+                enrolled=(student, course_id) in self.enrollments,
+                st_active=st is not None and st.info.is_active,
+                sessions_left=placeholder is not None
+                or self.counted(student, course_id) < self.courses[course_id].session_count,
+                slot_free=request.start in offered,
+                student_free=not any(
+                    b.start < clash.end and clash.start < b.end for b in self.student_busy(student)
+                ),
+            )
+        )
+        if refused is not None:
+            return refused
+        assert st is not None
         if placeholder is None:
             placeholder = self._add(course_id, student, UNSCHEDULED, platform=request.platform)
         self._schedule(

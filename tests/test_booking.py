@@ -24,6 +24,7 @@ from engine.booking import (
     StudentConflict,
     STUnavailable,
     book_session,
+    refusal,
 )
 from storage.jobs import Job, JobKind
 from storage.models import AnalyticsEvent, Course, ReminderJob, Session, StudentTeacher
@@ -509,7 +510,8 @@ async def test_the_per_day_limit_counts_whatever_day_the_engine_gives_the_transa
             return await tx.book_in_session(session, row)
 
     assert (await book_with(SLOT)).session_id is not None  # Friday
-    assert (await book_with(SLOT + timedelta(days=1))).reason == "slot_taken"  # Saturday
+    refused = await book_with(SLOT + timedelta(days=1))  # Saturday
+    assert refused.facts is not None and refusal(refused.facts) == SlotTaken()
     assert asked == [(SLOT.date(), "UTC"), ((SLOT + timedelta(days=1)).date(), "UTC")]
 
 
