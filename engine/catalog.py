@@ -21,8 +21,8 @@ from engine.booking import (
 from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
 from engine.views import CourseInfo, TeacherInfo
 from storage.jobs import Job
-from storage.models import Course
-from storage.repositories import Repo, TeacherCard
+from storage.records import CourseRecord, TeacherCard
+from storage.repositories import Repo
 
 # Busy intervals and overrides are read with this margin so that day limits, buffers and
 # windows crossing midnight near the edges of the asked range see everything they depend on.
@@ -58,7 +58,7 @@ class _Calendars:
         )
 
 
-def course_info(course: Course) -> CourseInfo:
+def course_info(course: CourseRecord) -> CourseInfo:
     return CourseInfo(
         course.id, course.slug, course.title, course.session_count, course.session_minutes
     )
@@ -89,11 +89,11 @@ class DbCatalog:
         self.now = now
         self.nudge_after = nudge_after
         self._cards: dict[tuple[int, int], TeacherCard | None] = {}
-        self._courses: dict[int, Course | None] = {}
+        self._courses: dict[int, CourseRecord | None] = {}
         self._teachers: dict[int, list[TeacherInfo]] = {}
         self._calendars: _Calendars | None = None
 
-    async def _course(self, course_id: int) -> Course | None:
+    async def _course(self, course_id: int) -> CourseRecord | None:
         """Each course read once per event, however many screens parts ask for it."""
         if course_id not in self._courses:
             self._courses[course_id] = await self.repo.course(course_id)
@@ -281,8 +281,8 @@ class DbCatalog:
             return ScheduledLater(saved, reused=True)  # one saved session per course is enough
         if await self._left(student_id, course_id, include_unscheduled=True) <= 0:
             return NoSessionsLeft()
-        row = await self.repo.add_unscheduled_session(
+        saved_id = await self.repo.add_unscheduled_session(
             course_id=course_id, student_id=student_id, created_via=platform
         )
-        self.repo.add_job(row.id, Job.nudge(), self.now + self.nudge_after)
-        return ScheduledLater(row.id)
+        self.repo.add_job(saved_id, Job.nudge(), self.now + self.nudge_after)
+        return ScheduledLater(saved_id)

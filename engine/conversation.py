@@ -192,9 +192,9 @@ class ConversationService:
             screen = replace(await flow.render(new_state, ctx), nonce=new_state.nonce)
             if pressed and screen.toast is None:
                 screen = replace(screen, toast=screen.notice)  # the press is answered with it
-            conversation.state = new_state.to_json()
-            conversation.version = new_state.nonce
-            conversation.user_id = user.id
+            await repo.save_conversation(
+                conversation.id, new_state.to_json(), new_state.nonce, user.id
+            )
             for name, data in ctx.analytics:
                 repo.add_event(name, data, user_id=user.id, platform=platform)
         return _Stepped(screen, proceed=ctx.proceed)

@@ -36,7 +36,7 @@ from engine.screens import Action, Kind, Screen, decode
 from engine.slots import day_bounds_utc, days_with_slots
 from engine.text import clean_text
 from engine.views import CourseInfo, TeacherInfo, Viewer
-from storage.models import NOTE_MAX_CHARS
+from storage.records import NOTE_MAX_CHARS
 
 
 class Step(enum.StrEnum):

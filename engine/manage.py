@@ -16,7 +16,7 @@ from engine.formatting import format_datetime_long, normalize_locale
 from engine.text import cancel_reason
 from engine.video import VideoProvider
 from storage.jobs import Job
-from storage.models import Session, SessionStatus
+from storage.records import SessionRecord, SessionStatus
 from storage.repositories import Repo
 
 ROOM_OPENS_BEFORE = timedelta(minutes=10)
@@ -91,7 +91,7 @@ class Unavailable:
     ended: bool = False
 
 
-async def _info(repo: Repo, booked: Session, viewer_id: int) -> SessionInfo:
+async def _info(repo: Repo, booked: SessionRecord, viewer_id: int) -> SessionInfo:
     course = await repo.course(booked.course_id)
     teacher = await repo.user(booked.teacher_id or 0)
     student = await repo.user(booked.student_id)
@@ -117,7 +117,7 @@ async def _info(repo: Repo, booked: Session, viewer_id: int) -> SessionInfo:
 
 async def _scheduled_of(
     repo: Repo, session_id: int, user_id: int, *, lock: bool, student_only: bool = False
-) -> Session | None:
+) -> SessionRecord | None:
     """The session if it is still scheduled and the person takes part in it (as its student
     when `student_only`); anything else reads as an expired option in the chat."""
     booked = await (repo.session_for_update if lock else repo.session_by_id)(session_id)
@@ -155,9 +155,11 @@ async def join_in(
             info.start - ROOM_OPENS_BEFORE, viewer.timezone, normalize_locale(viewer.locale)
         )
         return TooEarly(info, opens)
-    if booked.video_url is None:
-        booked.video_url = await provider.create_room(booked.id)
-    return RoomReady(info, booked.video_url)
+    url = booked.video_url
+    if url is None:
+        url = await provider.create_room(booked.id)
+        await repo.set_video_url(booked.id, url)
+    return RoomReady(info, url)
 
 
 async def ensure_room(
@@ -165,12 +167,15 @@ async def ensure_room(
 ) -> str | None:
     """For the session-start reminder: the same room a Join would get; None if not scheduled."""
     async with factory() as db, db.begin():
-        booked = await Repo(db).session_for_update(session_id)
+        repo = Repo(db)
+        booked = await repo.session_for_update(session_id)
         if booked is None or booked.status != SessionStatus.SCHEDULED.value:
             return None
-        if booked.video_url is None:
-            booked.video_url = await provider.create_room(booked.id)
-        return booked.video_url
+        if booked.video_url is not None:
+            return booked.video_url
+        url = await provider.create_room(booked.id)
+        await repo.set_video_url(booked.id, url)
+        return url
 
 
 async def cancel(
@@ -205,7 +210,7 @@ async def cancel_in(
     info = await _info(repo, booked, user_id)
     if info.start - now < cutoff:
         return TooLate(info, cutoff.total_seconds() / 3600)
-    await repo.cancel_session(booked, by=user_id, at=now, reason=reason)
+    await repo.cancel_session(booked.id, by=user_id, at=now, reason=reason)
     other = booked.teacher_id if user_id == booked.student_id else booked.student_id
     assert other is not None
     # The outbox tells the other person in chat and sends both the calendar's CANCEL.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from engine import messages as m
 from engine.formatting import format_datetime_long, normalize_locale
-from storage.models import Course, Session, User
+from storage.records import CourseRecord, SessionRecord, UserRecord
 
 
-def booking_text(booked: Session, course: Course, student: User, teacher: User) -> str:
+def booking_text(
+    booked: SessionRecord, course: CourseRecord, student: UserRecord, teacher: UserRecord
+) -> str:
     """Sent through the outbox (`teacher:booked`) on every chat platform the ST linked."""
     assert booked.scheduled_start is not None
     when = format_datetime_long(

@@ -6,7 +6,6 @@ pointed at the platform's database); the rest are tables only the bots need.
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime, time
 
 from sqlalchemy import (
@@ -26,32 +25,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.records import (
+    ACTIVE_STATUSES as ACTIVE_STATUSES,
+)
+from storage.records import (
+    COUNTED_STATUSES as COUNTED_STATUSES,
+)
+from storage.records import (
+    NOTE_MAX_CHARS as NOTE_MAX_CHARS,
+)
+from storage.records import (
+    SessionStatus as SessionStatus,
+)
 from storage.types import UTCDateTime
-
-NOTE_MAX_CHARS = 500
-"""Longest note a student may leave for the ST; the chat says so when it is exceeded."""
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class SessionStatus(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    UNSCHEDULED = "unscheduled"  # "Schedule Later" (CD-033): counts against the course, no time yet
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-
-
-ACTIVE_STATUSES = (SessionStatus.SCHEDULED.value,)
-"""Sessions that occupy time; only these take part in the no-double-booking constraints."""
-
-COUNTED_STATUSES = (
-    SessionStatus.SCHEDULED.value,
-    SessionStatus.UNSCHEDULED.value,
-    SessionStatus.COMPLETED.value,
-)
-"""Sessions that use up one of the course's `session_count`."""
 
 
 class User(Base):

@@ -6,11 +6,10 @@ Methods are narrow and named for the question the engine asks, so the engine nev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,14 +33,18 @@ from storage.models import (
     User,
 )
 from storage.outbox import cancel_pending
-
-
-@dataclass(frozen=True)
-class TeacherCard:
-    """What the engine needs to show and schedule one ST of one course."""
-
-    st: StudentTeacher
-    user: User
+from storage.records import (
+    ConversationRecord,
+    CourseRecord,
+    DayOverride,
+    IdentityRecord,
+    SessionRecord,
+    STRecord,
+    TeacherCard,
+    UserRecord,
+    WeeklyHours,
+    record,
+)
 
 
 class Repo:
@@ -49,14 +52,17 @@ class Repo:
         self.session = session
 
     # --- users, courses, enrollments -------------------------------------------------------
-    async def user(self, user_id: int) -> User | None:
-        return await self.session.get(User, user_id)
+    async def user(self, user_id: int) -> UserRecord | None:
+        found = await self.session.get(User, user_id)
+        return record(UserRecord, found) if found else None
 
-    async def course(self, course_id: int) -> Course | None:
-        return await self.session.get(Course, course_id)
+    async def course(self, course_id: int) -> CourseRecord | None:
+        found = await self.session.get(Course, course_id)
+        return record(CourseRecord, found) if found else None
 
-    async def course_by_slug(self, slug: str) -> Course | None:
-        return await self.session.scalar(select(Course).where(Course.slug == slug))
+    async def course_by_slug(self, slug: str) -> CourseRecord | None:
+        found = await self.session.scalar(select(Course).where(Course.slug == slug))
+        return record(CourseRecord, found) if found else None
 
     async def is_enrolled(self, student_id: int, course_id: int) -> bool:
         found = await self.session.scalar(
@@ -66,14 +72,14 @@ class Repo:
         )
         return found is not None
 
-    async def enrolled_courses(self, student_id: int) -> list[Course]:
+    async def enrolled_courses(self, student_id: int) -> list[CourseRecord]:
         rows = await self.session.scalars(
             select(Course)
             .join(Enrollment, Enrollment.course_id == Course.id)
             .where(Enrollment.student_id == student_id)
             .order_by(Course.title)
         )
-        return list(rows)
+        return [record(CourseRecord, row) for row in rows]
 
     async def counted_sessions(
         self, student_id: int, course_id: int, *, include_unscheduled: bool = True
@@ -102,7 +108,7 @@ class Repo:
             .where(StudentTeacher.course_id == course_id, StudentTeacher.is_active.is_(True))
             .order_by(User.name, User.id)
         )
-        return [TeacherCard(st, user) for st, user in rows]
+        return [_card(st, user) for st, user in rows]
 
     async def teacher(self, course_id: int, teacher_id: int) -> TeacherCard | None:
         row = (
@@ -112,24 +118,24 @@ class Repo:
                 .where(StudentTeacher.course_id == course_id, StudentTeacher.user_id == teacher_id)
             )
         ).first()
-        return TeacherCard(row[0], row[1]) if row else None
+        return _card(row[0], row[1]) if row else None
 
-    async def availability(self, teacher_ids: Sequence[int]) -> list[Availability]:
+    async def availability(self, teacher_ids: Sequence[int]) -> list[WeeklyHours]:
         rows = await self.session.scalars(
             select(Availability).where(Availability.user_id.in_(teacher_ids))
         )
-        return list(rows)
+        return [record(WeeklyHours, row) for row in rows]
 
     async def overrides(
         self, teacher_ids: Sequence[int], first: date, last: date
-    ) -> list[AvailabilityOverride]:
+    ) -> list[DayOverride]:
         rows = await self.session.scalars(
             select(AvailabilityOverride).where(
                 AvailabilityOverride.user_id.in_(teacher_ids),
                 AvailabilityOverride.date.between(first, last),
             )
         )
-        return list(rows)
+        return [record(DayOverride, row) for row in rows]
 
     async def teacher_busy(
         self, teacher_ids: Sequence[int], start: datetime, end: datetime
@@ -177,7 +183,7 @@ class Repo:
         return [(s, e) for s, e in (*rows, *teaching) if s and e]
 
     # --- the student's sessions --------------------------------------------------------------
-    async def upcoming_sessions(self, user_id: int, now: datetime) -> list[Session]:
+    async def upcoming_sessions(self, user_id: int, now: datetime) -> list[SessionRecord]:
         """The person's upcoming sessions in either role, and their "Schedule Later" ones."""
         rows = await self.session.scalars(
             select(Session)
@@ -196,17 +202,23 @@ class Repo:
             )
             .order_by(Session.scheduled_start.is_(None), Session.scheduled_start, Session.id)
         )
-        return list(rows)
+        return [record(SessionRecord, row) for row in rows]
 
     async def upcoming_with_names(
         self, user_id: int, now: datetime
-    ) -> list[tuple[Session, Course, User | None]]:
+    ) -> list[tuple[SessionRecord, CourseRecord, UserRecord | None]]:
         """Upcoming and "Schedule Later" sessions with their course and the other person (the
         ST of a session the user takes, the student of one they teach), for /mysessions."""
         sessions = await self.upcoming_sessions(user_id, now)
-        courses = {c.id: c for c in await self._by_ids(Course, {s.course_id for s in sessions})}
+        courses = {
+            c.id: record(CourseRecord, c)
+            for c in await self._by_ids(Course, {s.course_id for s in sessions})
+        }
         others = {s.id: s.student_id if s.teacher_id == user_id else s.teacher_id for s in sessions}
-        people = {u.id: u for u in await self._by_ids(User, {o for o in others.values() if o})}
+        people = {
+            u.id: record(UserRecord, u)
+            for u in await self._by_ids(User, {o for o in others.values() if o})
+        }
         return [(s, courses[s.course_id], people.get(others[s.id] or 0)) for s in sessions]
 
     async def _by_ids(self, model: type[Course] | type[User], ids: set[int]) -> list[Any]:
@@ -214,26 +226,37 @@ class Repo:
             return []
         return list(await self.session.scalars(select(model).where(model.id.in_(ids))))
 
-    async def session_by_id(self, session_id: int) -> Session | None:
-        return await self.session.get(Session, session_id)
+    async def session_by_id(self, session_id: int) -> SessionRecord | None:
+        found = await self.session.get(Session, session_id, populate_existing=True)
+        return record(SessionRecord, found) if found else None
 
-    async def session_for_update(self, session_id: int) -> Session | None:
+    async def session_for_update(self, session_id: int) -> SessionRecord | None:
         """Row-locked, so a cancel, a reschedule and a Join never interleave on one session."""
-        return await self.session.scalar(
+        found = await self.session.scalar(
             select(Session)
             .where(Session.id == session_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
+        return record(SessionRecord, found) if found else None
+
+    async def set_video_url(self, session_id: int, url: str) -> None:
+        """The room both people join; written once, under the session's row lock."""
+        found = await self.session.get(Session, session_id)
+        assert found is not None
+        found.video_url = url
+        await self.session.flush()
 
     async def cancel_session(
-        self, booked: Session, *, by: int, at: datetime, reason: str | None = None
+        self, session_id: int, *, by: int, at: datetime, reason: str | None = None
     ) -> None:
         """Free the slot (constraints ignore cancelled rows) and drop its pending reminders.
 
         `at`, `by` and `reason` are kept: the calendar CANCEL is stamped with `at` on every
         retry, and each person's notice and e-mail say who cancelled and why.
         """
+        booked = await self.session.get(Session, session_id)
+        assert booked is not None
         booked.status = SessionStatus.CANCELLED.value
         booked.sequence += 1
         booked.cancelled_at = at
@@ -283,8 +306,8 @@ class Repo:
 
     async def add_unscheduled_session(
         self, *, course_id: int, student_id: int, created_via: str, created_by: int | None = None
-    ) -> Session:
-        """A "Schedule Later" session; `created_by` defaults to the student."""
+    ) -> int:
+        """A "Schedule Later" session (its id); `created_by` defaults to the student."""
         row = Session(
             course_id=course_id,
             student_id=student_id,
@@ -295,14 +318,18 @@ class Repo:
         )
         self.session.add(row)
         await self.session.flush()
-        return row
+        return row.id
 
     async def lock_user(self, user_id: int) -> None:
         """Serialise a student's count-limited writes (PostgreSQL row lock; SQLite is serial)."""
         await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
     # --- chat identities -----------------------------------------------------------------
-    async def identity(self, platform: str, external_id: str) -> ChatIdentity | None:
+    async def identity(self, platform: str, external_id: str) -> IdentityRecord | None:
+        found = await self._identity(platform, external_id)
+        return record(IdentityRecord, found) if found else None
+
+    async def _identity(self, platform: str, external_id: str) -> ChatIdentity | None:
         return await self.session.scalar(
             select(ChatIdentity).where(
                 ChatIdentity.platform == platform, ChatIdentity.external_id == external_id
@@ -311,14 +338,14 @@ class Repo:
 
     async def link_identity(
         self, platform: str, external_id: str, user_id: int, chat_id: str | None = None
-    ) -> ChatIdentity:
+    ) -> IdentityRecord:
         """Link a chat account, or refresh its chat id when it is already this user's.
 
         An account linked to another user is never moved here (that would let a forwarded or
         planted link sign someone into a stranger's account): callers check `identity` first
         and unlinking is a deliberate step of its own.
         """
-        found = await self.identity(platform, external_id)
+        found = await self._identity(platform, external_id)
         if found is None:
             found = ChatIdentity(
                 platform=platform, external_id=external_id, user_id=user_id, chat_id=chat_id
@@ -329,11 +356,11 @@ class Repo:
         else:
             found.chat_id = chat_id or found.chat_id
         await self.session.flush()
-        return found
+        return record(IdentityRecord, found)
 
     async def unlink_identity(self, platform: str, external_id: str) -> int | None:
         """Remove the link; the user it belonged to, or None when there was none."""
-        found = await self.identity(platform, external_id)
+        found = await self._identity(platform, external_id)
         if found is None:
             return None
         user_id = found.user_id
@@ -367,14 +394,14 @@ class Repo:
             return first is not None and tuple(first) == (platform, external_id)
         return True
 
-    async def identities_of(self, user_id: int) -> list[ChatIdentity]:
+    async def identities_of(self, user_id: int) -> list[IdentityRecord]:
         rows = await self.session.scalars(
             select(ChatIdentity).where(ChatIdentity.user_id == user_id)
         )
-        return list(rows)
+        return [record(IdentityRecord, row) for row in rows]
 
     # --- conversations and de-duplication ----------------------------------------------------
-    async def conversation_for_update(self, platform: str, chat_id: str) -> Conversation:
+    async def conversation_for_update(self, platform: str, chat_id: str) -> ConversationRecord:
         """Load (or create) the chat's conversation row, locked until the transaction ends."""
         query = (
             select(Conversation)
@@ -383,7 +410,7 @@ class Repo:
         )
         found = await self.session.scalar(query)
         if found is not None:
-            return found
+            return record(ConversationRecord, found)
         try:
             async with self.session.begin_nested():
                 self.session.add(
@@ -393,7 +420,17 @@ class Repo:
             pass  # another worker created it first; its row is what we lock below
         found = await self.session.scalar(query.execution_options(populate_existing=True))
         assert found is not None
-        return found
+        return record(ConversationRecord, found)
+
+    async def save_conversation(
+        self, conversation_id: int, state: dict[str, object], version: int, user_id: int
+    ) -> None:
+        """The wizard's new state, under the lock `conversation_for_update` took."""
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(state=state, version=version, user_id=user_id, updated_at=func.now())
+        )
 
     async def conversation_version(self, platform: str, chat_id: str) -> int | None:
         found: int | None = await self.session.scalar(
@@ -417,9 +454,11 @@ class Repo:
     async def remember_messages(
         self, platform: str, chat_id: str, message_id: str | None, extra: list[str]
     ) -> None:
-        conversation = await self.conversation_for_update(platform, chat_id)
-        conversation.message_id = message_id
-        conversation.extra_message_ids = extra
+        locked = await self.conversation_for_update(platform, chat_id)
+        found = await self.session.get(Conversation, locked.id)
+        assert found is not None
+        found.message_id = message_id
+        found.extra_message_ids = extra
 
     async def mark_processed(self, platform: str, update_id: str) -> bool:
         """Record a delivery; False when it was already handled (a retry or a replay)."""
@@ -441,3 +480,7 @@ class Repo:
         if name is not None:
             query = query.where(AnalyticsEvent.name == name)
         return list(await self.session.scalars(query))
+
+
+def _card(st: StudentTeacher, user: User) -> TeacherCard:
+    return TeacherCard(record(STRecord, st), record(UserRecord, user))

@@ -153,7 +153,7 @@ async def test_someone_cancelling_for_the_student_is_named_as_the_canceller(pg: 
         repo = Repo(session)
         booked = await repo.session_for_update(session_id)
         assert booked is not None
-        await repo.cancel_session(booked, by=coordinator.id, at=NOW, reason="Student is ill")
+        await repo.cancel_session(booked.id, by=coordinator.id, at=NOW, reason="Student is ill")
         repo.add_job(session_id, Job.cancelled_chat(ada.id), NOW)
         for person in (world.student.id, ada.id):
             repo.add_job(session_id, Job.cancelled_email(person), NOW)
