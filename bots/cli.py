@@ -11,12 +11,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bots import console
+from bots.email.senders import email_sender
+from bots.email.settings import get_email_settings
 from bots.logs import configure_logging
+from bots.platforms import enabled_platforms, platform_secrets
 from engine.accounts import Accounts
 from engine.conversation import ConversationService, utc_now
 from engine.formatting import normalize_locale
 from engine.links import SOURCES
-from engine.settings import MIN_LINK_SECRET_BYTES, get_settings, insecure_defaults
+from engine.notify import EmailSender
+from engine.settings import MIN_LINK_SECRET_BYTES, Settings, get_settings, insecure_defaults
 from storage.db import make_engine, make_sessionmaker
 from storage.demo_data import load_demo
 from storage.migrate import upgrade
@@ -36,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
     telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
     telegram.add_argument("--polling", action="store_true", required=True)
-    sub.add_parser("serve", help="run the Telegram webhook (aiohttp) and the outbox worker")
+    sub.add_parser("serve", help="run the enabled platforms' web app (aiohttp) and the worker")
     sub.add_parser("worker", help="send due reminders, room links, e-mails and notices")
     link = sub.add_parser("link", help="mint a signed Telegram deep link for local use")
     link.add_argument("--user-id", type=int, required=True, help="platform user (the student)")
@@ -46,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     service = args.command in ("telegram", "serve", "worker")
-    configure_logging(settings, level=settings.log_level or ("INFO" if service else "WARNING"))
+    configure_logging(
+        settings,
+        level=settings.log_level or ("INFO" if service else "WARNING"),
+        secrets=[*platform_secrets(), *get_email_settings().secrets()],
+    )
 
     if args.command == "demo":
         url = args.database_url or get_settings().database_url
@@ -64,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.run import run_benchmarks
 
         return 0 if asyncio.run(run_benchmarks(args.database_url)) else 1
-    elif args.command in ("telegram", "serve"):
-        asyncio.run(run_telegram(webhook=args.command == "serve"))
+    elif args.command == "telegram":
+        asyncio.run(run_telegram_polling())
+    elif args.command == "serve":
+        asyncio.run(run_serve())
     elif args.command == "worker":
         asyncio.run(run_worker_command())
     elif args.command == "link":
@@ -73,41 +83,83 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def run_telegram(*, webhook: bool) -> None:
-    from bots.telegram.app import build_application, run_polling, run_webhook
-
-    settings = get_settings()
-    unsafe = insecure_defaults(settings, webhook=webhook)
+def refuse_insecure(unsafe: list[str]) -> None:
     if unsafe:
         raise SystemExit(
             f"set {' and '.join(unsafe)}: the development defaults are public, and LINK_SECRET "
             f"needs at least {MIN_LINK_SECRET_BYTES} bytes"
         )
+
+
+async def run_telegram_polling() -> None:
+    """`bookbot telegram --polling`: development without a public URL (no worker inside)."""
+    from bots.telegram.app import build_application, run_polling
+    from bots.telegram.settings import get_telegram_settings
+
+    settings = get_settings()
+    refuse_insecure(insecure_defaults(settings))
     engine = open_engine(settings.database_url)
     try:
         await upgrade(engine)
         factory = make_sessionmaker(engine)
-        app = build_application(settings, factory, webhook=webhook)
-        await (run_webhook(app, settings, factory) if webhook else run_polling(app))
+        app = build_application(settings, get_telegram_settings(), factory, webhook=False)
+        await run_polling(app)
+    finally:
+        await engine.dispose()
+
+
+async def run_serve() -> None:
+    """`bookbot serve`: every enabled platform's routes and /healthz in one aiohttp app, and the
+    worker; refuses public development secrets before touching the database."""
+    from bots.server import get_server_settings, serve, startup_problems
+
+    settings = get_settings()
+    refuse_insecure(insecure_defaults(settings))
+    engine = open_engine(settings.database_url)
+    try:
+        factory = make_sessionmaker(engine)
+        platforms = enabled_platforms(settings, factory)
+        refuse_insecure(await startup_problems(settings, platforms))
+        await upgrade(engine)
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            serve(settings, factory, platforms, email(settings), get_server_settings(), stop)
+        )
+        await _until_stopped_or_done(task, stop)
     finally:
         await engine.dispose()
 
 
 async def run_worker_command() -> None:
-    from bots.telegram.app import wait_for_stop
     from bots.worker import run_worker
 
     settings = get_settings()
     engine = open_engine(settings.database_url)
     try:
         await upgrade(engine)
+        factory = make_sessionmaker(engine)
+        platforms = enabled_platforms(settings, factory)
         stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(settings, make_sessionmaker(engine), stop))
-        await wait_for_stop()
-        stop.set()
-        await task
+        task = asyncio.create_task(run_worker(settings, factory, platforms, email(settings), stop))
+        await _until_stopped_or_done(task, stop)
     finally:
         await engine.dispose()
+
+
+async def _until_stopped_or_done(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Run `task` until a signal; a task that fails early (a platform refusing to start)
+    ends the command with its error instead of waiting for a signal that never comes."""
+    from bots.server import wait_for_stop
+
+    signalled = asyncio.create_task(wait_for_stop())
+    await asyncio.wait({task, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    signalled.cancel()
+    await task
+
+
+def email(settings: Settings) -> EmailSender:
+    return email_sender(get_email_settings(), settings.email_from)
 
 
 async def mint_link(user_id: int, course: str, teacher_id: int | None, source: str) -> str:
@@ -117,11 +169,16 @@ async def mint_link(user_id: int, course: str, teacher_id: int | None, source: s
         await upgrade(engine)
         accounts = Accounts(make_sessionmaker(engine), settings)
         try:
-            return await accounts.mint_link(user_id, course, teacher_id, source, utc_now())
+            payload = await accounts.mint_payload(user_id, course, teacher_id, source, utc_now())
         except LookupError as error:
             raise SystemExit(str(error)) from None
     finally:
         await engine.dispose()
+    from bots.telegram.links import deep_link
+    from bots.telegram.settings import get_telegram_settings
+
+    # A Telegram link whether or not a token is set: the web platform mints the same.
+    return deep_link(get_telegram_settings().bot_username, payload)
 
 
 async def run_migrate(url: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from typing import TextIO
 from urllib.parse import quote
 
@@ -31,16 +32,10 @@ QUIET: dict[str, int] = {
 }
 
 
-def secrets_of(settings: Settings) -> list[str]:
-    """Every secret the settings hold, in the spellings a log line may carry them."""
-    values = [
-        settings.telegram_token,
-        settings.telegram_webhook_secret,
-        settings.link_secret,
-        settings.resend_api_key,
-    ]
-    if settings.telegram_token and ":" in settings.telegram_token:
-        values.append(settings.telegram_token.split(":", 1)[1])  # the part that is the secret
+def secrets_of(settings: Settings, others: Iterable[str | None] = ()) -> list[str]:
+    """Every secret the engine's settings hold, plus `others` (each platform's and the e-mail
+    channel's own, from their settings groups), in the spellings a log line may carry them."""
+    values = [settings.link_secret, *others]
     try:
         values.append(make_url(settings.database_url).password)
     except Exception:  # an unparsable URL holds no password we could find
@@ -85,7 +80,11 @@ class RedactSecrets(logging.Filter):
 
 
 def configure_logging(
-    settings: Settings, *, level: int | str = logging.INFO, stream: TextIO | None = None
+    settings: Settings,
+    *,
+    level: int | str = logging.INFO,
+    stream: TextIO | None = None,
+    secrets: Iterable[str | None] = (),
 ) -> logging.Handler:
     """Root handler at `level` with the redacting filter, on every root handler; quiet loggers.
 
@@ -99,7 +98,7 @@ def configure_logging(
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
-    redact = RedactSecrets(secrets_of(settings))
+    redact = RedactSecrets(secrets_of(settings, secrets))
     for each in root.handlers:
         for existing in [f for f in each.filters if isinstance(f, RedactSecrets)]:
             each.removeFilter(existing)

@@ -1,43 +1,47 @@
-"""`bookbot worker`: sends due outbox rows (reminders, room links, e-mails, notices)."""
+"""`bookbot worker`: sends due outbox rows (reminders, room links, e-mails, notices).
+
+Its chat senders, their rate limits (a pacer per platform) and the sign-in link for e-mails'
+"Manage" buttons come from the enabled platforms; it names none of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Bot
 
-from bots.telegram.sender import TelegramSender
+from bots.platform import Platform
 from engine.dispatch import Dispatcher
 from engine.housekeeping import Housekeeping
-from engine.notify import EmailSender, OutboxFolderSender, ResendSender
-from engine.reminders import Worker, WorkerSettings, utc_now
-from engine.senders import ChatSender
+from engine.notify import EmailSender
+from engine.reminders import Pacers, Worker, WorkerSettings, utc_now
 from engine.settings import Settings
 from engine.video import JitsiProvider
-
-
-def email_sender(settings: Settings) -> EmailSender:
-    """Resend when there is an API key; otherwise .eml files in EMAIL_OUTBOX_DIR (local)."""
-    if settings.resend_api_key:
-        return ResendSender(settings.resend_api_key, settings.email_from, settings.resend_api_url)
-    return OutboxFolderSender(Path(settings.email_outbox_dir), settings.email_from)
 
 
 def build_worker(
     settings: Settings,
     factory: async_sessionmaker[AsyncSession],
-    bot: Bot | None,
+    platforms: Sequence[Platform],
     clock: Callable[[], datetime] = utc_now,
+    *,
+    email: EmailSender | None,
 ) -> Worker:
-    senders: list[ChatSender] = [TelegramSender(bot)] if bot is not None else []
+    """The outbox worker over the given platforms and e-mail sender (None: e-mails skipped)."""
+    pacers = Pacers({platform.name: platform.limits for platform in platforms})
+    sign_in_link = next((p.sign_in_link for p in platforms if p.sign_in_link is not None), None)
     dispatcher = Dispatcher(
-        factory, settings, senders, email_sender(settings), JitsiProvider(settings.jitsi_base_url)
+        factory,
+        settings,
+        [platform.sender for platform in platforms],
+        email,
+        JitsiProvider(settings.jitsi_base_url),
+        pacers,
+        sign_in_link,
     )
-    # The Dispatcher paces per real chat; the worker itself need not pace again.
+    # The Dispatcher paces per platform and real chat; the worker itself need not pace again.
     return Worker(
         factory,
         dispatcher,
@@ -49,15 +53,19 @@ def build_worker(
 
 
 async def run_worker(
-    settings: Settings, factory: async_sessionmaker[AsyncSession], stop: asyncio.Event
+    settings: Settings,
+    factory: async_sessionmaker[AsyncSession],
+    platforms: Sequence[Platform],
+    email: EmailSender | None,
+    stop: asyncio.Event,
 ) -> None:
-    if settings.telegram_token:
-        bot = Bot(
-            settings.telegram_token,
-            base_url=settings.telegram_api_url,
-            base_file_url=settings.telegram_file_url,
-        )
-        async with bot:
-            await build_worker(settings, factory, bot).run_forever(stop)
-    else:
-        await build_worker(settings, factory, None).run_forever(stop)
+    """Connect each platform for sending only (no webhook, no polling) and work until `stop`."""
+    started: list[Platform] = []
+    try:
+        for platform in platforms:
+            await platform.start(False)
+            started.append(platform)
+        await build_worker(settings, factory, platforms, email=email).run_forever(stop)
+    finally:
+        for platform in reversed(started):
+            await platform.stop()

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.links import LinkClaims, LinkError, ManageClaims, deep_link, sign, verify_any
+from engine.links import LinkClaims, LinkError, ManageClaims, sign, verify_any
 from engine.settings import Settings
 from storage.repositories import Repo
 
@@ -93,7 +93,7 @@ class Accounts:
         async with self.factory() as session, session.begin():
             await Repo(session).remember_messages(platform, chat_id, message_id, extra)
 
-    async def mint_link(
+    async def mint_payload(
         self,
         user_id: int,
         course_slug: str,
@@ -101,7 +101,8 @@ class Accounts:
         source: str,
         now: datetime,
     ) -> str:
-        """A t.me deep link for local use (`bookbot link`), signed like the web platform's."""
+        """A signed start payload for local use (`bookbot link`), like the web platform's; the
+        chat platform turns it into its own link (Telegram: a t.me deep link)."""
         async with self.factory() as session:
             repo = Repo(session)
             course = await repo.course_by_slug(course_slug)
@@ -116,5 +117,4 @@ class Accounts:
             source=source,
             expires_at=now + timedelta(hours=self.settings.link_ttl_hours),
         )
-        payload = sign(claims, self.settings.link_secret)
-        return deep_link(self.settings.telegram_bot_username, payload)
+        return sign(claims, self.settings.link_secret)

@@ -9,7 +9,7 @@ other person's chat notice and both calendar CANCEL e-mails.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -25,7 +25,7 @@ from engine.calendar import (
     outlook_calendar_url,
 )
 from engine.formatting import format_datetime_long, normalize_locale, viewer_timezone
-from engine.links import ManageClaims, deep_link, manage_link_expiry, sign_manage
+from engine.links import ManageClaims, manage_link_expiry, sign_manage
 from engine.manage import ensure_room, manage_data
 from engine.notify import (
     EmailContent,
@@ -36,7 +36,7 @@ from engine.notify import (
     render_confirmation,
     render_reminder,
 )
-from engine.reminders import Outcome, Pacer, Retry, Sent, Skip, error_summary
+from engine.reminders import Outcome, Pacers, Retry, Sent, Skip, error_summary
 from engine.senders import ChatSender, OutButton, OutMessage, SendError
 from engine.settings import Settings
 from engine.st_notice import booking_text
@@ -70,14 +70,19 @@ class Dispatcher:
         senders: Sequence[ChatSender],
         email: EmailSender | None,
         video: VideoProvider,
-        pacer: Pacer | None = None,
+        pacers: Pacers | None = None,
+        sign_in_link: Callable[[str], str] | None = None,
     ) -> None:
+        """`pacers`: each platform's rate limits; `sign_in_link`: turns a signed payload into
+        the URL that opens the chat signed in (a platform's identity, e.g. a Telegram deep
+        link), for e-mails' "Manage" buttons; without one they lead to the dashboard."""
         self.factory = factory
         self.settings = settings
         self.senders = {sender.platform: sender for sender in senders}
         self.email = email
         self.video = video
-        self.pacer = pacer or Pacer()
+        self.pacers = pacers or Pacers({})
+        self.sign_in_link = sign_in_link
 
     async def __call__(self, job: ClaimedJob, now: datetime) -> Outcome:
         facts = await self._facts(job.session_id)
@@ -222,14 +227,14 @@ class Dispatcher:
         if not chats:
             return Skip("no linked chat account")
         for sender, chat_id in chats:
-            await self.pacer.wait(f"{sender.platform}:{chat_id}")
+            await self.pacers.wait(sender.platform, chat_id)
             try:
                 await sender.send(chat_id, message)
             except SendError as error:
                 if error.permanent:
                     return Skip(f"{sender.platform}: {error_summary(error)}")
                 if error.retry_after is not None:
-                    self.pacer.pause(error.retry_after)
+                    self.pacers.pause(sender.platform, error.retry_after)
                     return Retry(timedelta(seconds=error.retry_after), error_summary(error))
                 return Retry(None, error_summary(error))
         return Sent()
@@ -248,8 +253,9 @@ class Dispatcher:
         end = facts.session.scheduled_end
         assert end is not None
         claims = ManageClaims(user_id=user.id, expires_at=manage_link_expiry(end))
-        payload = sign_manage(claims, self.settings.link_secret)
-        return deep_link(self.settings.telegram_bot_username, payload)
+        if self.sign_in_link is None:
+            return self.settings.dashboard_url
+        return self.sign_in_link(sign_manage(claims, self.settings.link_secret))
 
     async def _confirmation(self, facts: Facts, role: Role) -> Outcome:
         """Each person's "Session Booked!" e-mail with the invite (both are ATTENDEEs)."""

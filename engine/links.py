@@ -1,4 +1,4 @@
-"""Signed, expiring payloads for Telegram deep links (`t.me/<bot>?start=<payload>`).
+"""Signed, expiring payloads for sign-in links (Telegram: `t.me/<bot>?start=<payload>`).
 
 The web platform's buttons open the bot with a payload naming the platform user, the course, an
 optional pre-selected ST and the page the link came from. Telegram allows at most 64 characters
@@ -14,7 +14,8 @@ tag truncated to 16 bytes, and written as unpadded base64url:
     tag     16 bytes of HMAC-SHA256(secret, domain + everything above)
 
 That is at most 46 bytes, i.e. 62 characters. Without the secret nobody can mint a link that
-names another user, and an old link stops working once it expires.
+names another user, and an old link stops working once it expires. The engine signs and checks
+payloads only; turning one into a URL is the chat platform's business (`bots/telegram/links.py`).
 
 "Manage in Telegram" links (in confirmation and reminder e-mails) open /mysessions instead of
 the booking wizard. They name only the user, under a layout and HMAC domain of their own, so a
@@ -37,7 +38,6 @@ import hashlib
 import hmac
 import re
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -49,7 +49,6 @@ __all__ = [
     "LinkClaims",
     "LinkError",
     "ManageClaims",
-    "deep_link",
     "manage_link_expiry",
     "sign",
     "sign_manage",
@@ -75,7 +74,6 @@ _SOURCES_BY_CODE: dict[int, str] = {code: name for name, code in _SOURCE_CODES.i
 
 MAX_PAYLOAD_LENGTH = 64  # Telegram's limit for the start parameter
 _PAYLOAD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_BOT_USERNAME_RE = re.compile(r"[A-Za-z0-9_]{4,32}")
 
 _VERSION = 1
 _HAS_TEACHER = 0x80
@@ -292,30 +290,3 @@ def verify_any(payload: str, secret: str, now: datetime) -> LinkClaims | ManageC
     if _decode(payload)[:1] == bytes([_MANAGE_VERSION]):
         return verify_manage(payload, secret, now)
     return verify(payload, secret, now)
-
-
-def _telegram_helper() -> Callable[[str, str], str] | None:
-    """python-telegram-bot's own builder, when installed, so its validation is the one applied."""
-    try:
-        from telegram.helpers import create_deep_linked_url
-    except ImportError:
-        return None
-
-    def build(bot_username: str, payload: str) -> str:
-        return create_deep_linked_url(bot_username, payload)
-
-    return build
-
-
-def deep_link(bot_username: str, payload: str) -> str:
-    """`https://t.me/<bot>?start=<payload>`; raises ValueError for a name or payload Telegram
-    would not accept (a leading `@` on the name is dropped)."""
-    username = bot_username.removeprefix("@")
-    if not _BOT_USERNAME_RE.fullmatch(username):
-        raise ValueError(f"not a Telegram bot username: {bot_username!r}")
-    if not _PAYLOAD_RE.fullmatch(payload):
-        raise ValueError("a start payload is 1-64 characters of A-Z, a-z, 0-9, _ and -")
-    helper = _telegram_helper()
-    if helper is not None:
-        return helper(username, payload)
-    return f"https://t.me/{username}?start={payload}"

@@ -1,33 +1,23 @@
-"""E-mail about a booked or cancelled session: rendering, and two ways of sending it.
+"""E-mail about a booked or cancelled session: rendering, and the interface for sending it.
 
 Rendering is pure: callers pass strings already formatted for the recipient (their zone and
 locale), so a student and an ST never see each other's wall clock. Sending goes through
-`EmailSender`: `ResendSender` for production, `OutboxFolderSender` (.eml files) when no API key
-is configured. Both take an idempotency key, so a retried job never mails anyone twice.
+`EmailSender`; the senders themselves (Resend, .eml files) live with the other channels in
+`bots/email/`, so the engine imports no provider SDK. Each takes an idempotency key, so a
+retried job never mails anyone twice.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import resend
 from icalendar import Calendar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
-from resend.exceptions import NoContentError, ResendError
-from resend.http_client_async import AsyncHTTPClient
 
 from engine import messages as m
 from engine.addresses import check_address
@@ -37,29 +27,20 @@ __all__ = [
     "EmailContent",
     "EmailError",
     "EmailSender",
-    "OutboxFolderSender",
-    "ResendSender",
     "Role",
+    "one_line",
     "render_cancellation",
     "render_confirmation",
     "render_reminder",
 ]
 
 TEMPLATES_DIR = Path(__file__).parent.parent / "templates"
-RESEND_DEFAULT_URL = "https://api.resend.com"
 CANCELLED_TITLE = "Session cancelled"
 REMINDER_TITLE = "Session reminder"
-# Resend accepts idempotency keys of 1-256 characters and keeps them for 24 hours.
-_MAX_KEY_CHARS = 256
 # Line breaks and tabs only: babel puts no-break spaces (U+202F before "AM") in times, and the
 # subject must show `when` exactly as formatted for the recipient.
 _BREAKS = re.compile(r"[ \t\r\n\v\f\x1c-\x1f\x85\u2028\u2029]+")
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_SUBJECT_CHARS = 200
-# 409 with this type: the same key is still being processed; retrying later is safe.
-_RETRYABLE_CONFLICT = "concurrent_idempotent_requests"
-# The SDK reports a missing httpx as a 500; it is configuration, and no retry will fix it.
-_NO_ASYNC_CLIENT = "AsyncClientNotConfigured"
 
 
 @dataclass(frozen=True)
@@ -146,13 +127,13 @@ def _render(name: str, context: dict[str, Any]) -> tuple[str, str]:
     return html, text
 
 
-def _one_line(value: str) -> str:
+def one_line(value: str) -> str:
     """Header-safe text: user input must not smuggle line breaks into Subject or To."""
     return _BREAKS.sub(" ", value).strip(" ")
 
 
 def _subject(value: str) -> str:
-    line = _one_line(value)
+    line = one_line(value)
     return line if len(line) <= _MAX_SUBJECT_CHARS else line[: _MAX_SUBJECT_CHARS - 1] + "…"
 
 
@@ -234,7 +215,7 @@ def render_confirmation(
     html, text = _render("confirmation", context)
     return EmailContent(
         to_email=check_address(recipient_email),
-        to_name=_one_line(recipient_name),
+        to_name=one_line(recipient_name),
         subject=_subject(f"{m.SUCCESS_TITLE} {course} with {other_name}, {when}"),
         html=html,
         text=text,
@@ -278,7 +259,7 @@ def render_cancellation(
     html, text = _render("cancellation", context)
     return EmailContent(
         to_email=check_address(recipient_email),
-        to_name=_one_line(recipient_name),
+        to_name=one_line(recipient_name),
         subject=_subject(f"{CANCELLED_TITLE}: {course} with {other_name}, {when}"),
         html=html,
         text=text,
@@ -314,191 +295,9 @@ def render_reminder(
     html, text = _render("reminder", context)
     return EmailContent(
         to_email=check_address(recipient_email),
-        to_name=_one_line(recipient_name),
+        to_name=one_line(recipient_name),
         subject=_subject(f"{REMINDER_TITLE}: {course} with {teacher} {left}"),
         html=html,
         text=text,
         ics=None,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Sending
-
-
-def _check_key(key: str) -> str:
-    """Resend's limits (1-256 chars); control characters would also break .eml headers."""
-    if not 1 <= len(key) <= _MAX_KEY_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise ValueError("idempotency_key must be 1-256 printable characters")
-    return key
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None  # an HTTP date; the caller's own backoff applies
-    return None
-
-
-def _status(code: object) -> int | None:
-    try:
-        return int(str(code))
-    except ValueError:
-        return None
-
-
-def _classify(error: ResendError) -> EmailError:
-    """429, 5xx and network failures may pass; other 4xx will fail the same way again.
-
-    The SDK reports network errors as code 500 with type "HttpClientError", so they land with
-    the 5xx. A 409 is retryable only while the first request with that key is still running.
-    """
-    status = _status(error.code)
-    error_type = str(error.error_type)
-    if error_type == _NO_ASYNC_CLIENT:
-        retryable = False
-    elif status is None:
-        retryable = True
-    elif status == 409:
-        retryable = error_type == _RETRYABLE_CONFLICT
-    else:
-        retryable = status == 429 or status >= 500
-    return EmailError(
-        f"Resend {status or error.code} {error_type}: {error.message}",
-        retryable=retryable,
-        status=status,
-        error_type=error_type,
-        retry_after=_retry_after(error.headers),
-    )
-
-
-class ResendSender:
-    """Sends through the official Resend SDK (`send_async`, which needs httpx).
-
-    The SDK keeps its key and base URL in module globals; they are set right before each call,
-    and the SDK reads both before its first await, so senders with different settings can share
-    one event loop.
-    """
-
-    def __init__(self, api_key: str, from_address: str, api_url: str | None = None) -> None:
-        if not api_key:
-            raise ValueError("api_key must not be empty")
-        if not from_address or "@" not in from_address:
-            raise ValueError(f"not a sender address: {from_address!r}")
-        if resend.default_async_http_client is None and not isinstance(
-            resend.default_http_client, AsyncHTTPClient
-        ):
-            # Fail at start-up, not on the first booking: send_async needs httpx.
-            raise RuntimeError("resend.Emails.send_async needs httpx: install resend[async]")
-        self._api_key = api_key
-        self._from = from_address
-        base = api_url or os.environ.get("RESEND_API_URL") or RESEND_DEFAULT_URL
-        self._api_url = base.rstrip("/")
-        if api_url:
-            resend.api_url = self._api_url
-
-    def _params(self, email: EmailContent) -> resend.Emails.SendParams:
-        params: resend.Emails.SendParams = {
-            "from": self._from,
-            # The bare address: a user-chosen display name cannot break the recipient list.
-            "to": [email.to_email],
-            "subject": email.subject,
-            "html": email.html,
-            "text": email.text,
-        }
-        if email.ics is not None:
-            params["attachments"] = [
-                {
-                    "filename": email.ics_filename,
-                    "content": base64.b64encode(email.ics).decode("ascii"),
-                    "content_type": f"text/calendar; method={email.ics_method}",
-                }
-            ]
-        return params
-
-    async def send(self, email: EmailContent, *, idempotency_key: str) -> str:
-        """POST /emails with an Idempotency-Key; return Resend's e-mail id."""
-        options: resend.Emails.SendOptions = {"idempotency_key": _check_key(idempotency_key)}
-        params = self._params(email)
-        resend.api_key = self._api_key
-        resend.api_url = self._api_url
-        try:
-            response = await resend.Emails.send_async(params, options)
-        except ResendError as error:
-            raise _classify(error) from error
-        except NoContentError as error:
-            raise EmailError("Resend returned an empty response", retryable=True) from error
-        message_id = response.get("id") if isinstance(response, dict) else None
-        if not isinstance(message_id, str) or not message_id:
-            raise EmailError("Resend's response carries no e-mail id", retryable=True)
-        return message_id
-
-
-class OutboxFolderSender:
-    """Writes each e-mail as an RFC 5322 .eml file: the local default without an API key.
-
-    The file name derives from the idempotency key, so a retried job finds the file already
-    there and writes nothing; files appear atomically, so a crash leaves no half e-mail.
-    """
-
-    def __init__(self, folder: Path, from_address: str) -> None:
-        if not from_address or "@" not in from_address:
-            raise ValueError(f"not a sender address: {from_address!r}")
-        self._folder = Path(folder)
-        self._from = from_address
-
-    def path_for(self, idempotency_key: str) -> Path:
-        """Readable prefix plus a hash: distinct keys ("a/b" and "a_b") never share a file."""
-        key = _check_key(idempotency_key)
-        readable = _UNSAFE_FILENAME.sub("_", key).strip("._")[:80] or "email"
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-        return self._folder / f"{readable}-{digest}.eml"
-
-    def build(self, email: EmailContent, *, idempotency_key: str) -> EmailMessage:
-        """multipart/mixed: (text | html alternatives) plus the text/calendar attachment."""
-        message = EmailMessage()
-        message["From"] = self._from
-        message["To"] = Address(display_name=email.to_name, addr_spec=email.to_email)
-        message["Subject"] = _one_line(email.subject)
-        message["Date"] = formatdate(localtime=False, usegmt=True)
-        message["Message-ID"] = make_msgid(domain=self._from.rsplit("@", 1)[-1].strip(" >"))
-        message["X-Idempotency-Key"] = idempotency_key
-        message.set_content(email.text)
-        message.add_alternative(email.html, subtype="html")
-        if email.ics is not None:
-            message.add_attachment(
-                email.ics,
-                maintype="text",
-                subtype="calendar",
-                filename=email.ics_filename,
-                params={"method": email.ics_method},
-            )
-        return message
-
-    def _deliver(self, path: Path, email: EmailContent, idempotency_key: str) -> Path:
-        """Blocking file work, run in a thread so the event loop keeps serving chats."""
-        if path.exists():
-            return path
-        data = self.build(email, idempotency_key=idempotency_key).as_bytes()
-        self._folder.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=self._folder, suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(temporary, path)  # never replaces: a concurrent retry's file stays
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(temporary)
-        return path
-
-    async def send(self, email: EmailContent, *, idempotency_key: str) -> str:
-        """Write the .eml unless this key was already written; return the file's path."""
-        path = self.path_for(idempotency_key)
-        return str(await asyncio.to_thread(self._deliver, path, email, idempotency_key))

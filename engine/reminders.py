@@ -17,7 +17,7 @@ import random
 import re
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.clock import utc_now
 from engine.housekeeping import Housekeeping
+from engine.senders import RateLimits
 from storage import outbox
 from storage.db import is_unavailable
 from storage.outbox import ClaimedJob
@@ -37,6 +38,7 @@ __all__ = [
     "JobHandler",
     "Outcome",
     "Pacer",
+    "Pacers",
     "Retry",
     "Sent",
     "Skip",
@@ -127,25 +129,25 @@ def session_chat_key(job: ClaimedJob) -> str:
 
 
 class Pacer:
-    """Platform rate limits in process: `per_second` sends overall, one per chat per interval.
+    """One platform's rate limits in process: `per_second` sends overall (None: no overall
+    limit), one per chat per interval.
 
     Telegram allows about 30 messages a second per bot and one a second per chat; a 429 carries
-    `retry_after`, which `pause` applies to every send, as Telegram expects.
+    `retry_after`, which `pause` applies to every send of that platform, as Telegram expects.
     """
 
     MAX_TRACKED_CHATS = 4096
 
     def __init__(
         self,
-        per_second: float = 30.0,
+        per_second: float | None = 30.0,
         per_chat_interval: float = 1.0,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if per_second <= 0 or per_chat_interval < 0:
-            raise ValueError("per_second must be positive and per_chat_interval not negative")
-        self._gap = 1.0 / per_second
+        limits = RateLimits(per_second, per_chat_interval)  # validates
+        self._gap = 0.0 if limits.per_second is None else 1.0 / limits.per_second
         self._chat_gap = per_chat_interval
         self._clock = clock
         self._sleep = sleep
@@ -174,6 +176,42 @@ class Pacer:
     def _forget_idle_chats(self, now: float) -> None:
         if len(self._next_chat) > self.MAX_TRACKED_CHATS:
             self._next_chat = {key: at for key, at in self._next_chat.items() if at > now}
+
+
+class Pacers:
+    """A Pacer per platform: each keeps its own rates, and a 429 from one platform pauses only
+    that platform's sends (a Slack Retry-After must not hold Telegram reminders back)."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, RateLimits],
+        *,
+        default: RateLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._limits = dict(limits)
+        self._default = default or RateLimits()
+        self._clock = clock
+        self._sleep = sleep
+        self._pacers: dict[str, Pacer] = {}
+
+    def pacer(self, platform: str) -> Pacer:
+        """The platform's own Pacer; one with the default limits for a platform never declared."""
+        found = self._pacers.get(platform)
+        if found is None:
+            limits = self._limits.get(platform, self._default)
+            found = Pacer(
+                limits.per_second, limits.per_chat_interval, clock=self._clock, sleep=self._sleep
+            )
+            self._pacers[platform] = found
+        return found
+
+    async def wait(self, platform: str, chat_id: str) -> None:
+        await self.pacer(platform).wait(chat_id)
+
+    def pause(self, platform: str, seconds: float) -> None:
+        self.pacer(platform).pause(seconds)
 
 
 class Worker:

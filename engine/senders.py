@@ -23,6 +23,22 @@ class OutMessage:
     buttons: tuple[tuple[OutButton, ...], ...] = ()
 
 
+@dataclass(frozen=True)
+class RateLimits:
+    """How fast one platform accepts messages: the worker paces each platform by its own.
+
+    `per_second`: all sends of the bot/app together (None: the platform sets no overall
+    limit); `per_chat_interval`: seconds between two messages to the same chat or channel.
+    """
+
+    per_second: float | None = 30.0
+    per_chat_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if (self.per_second is not None and self.per_second <= 0) or self.per_chat_interval < 0:
+            raise ValueError("per_second must be positive and per_chat_interval not negative")
+
+
 class SendError(Exception):
     """`retry_after`: the platform asked us to wait (HTTP 429); `permanent`: retrying cannot help
     (the person blocked the bot, the chat is gone)."""

@@ -1,4 +1,6 @@
-"""Settings read once from the environment (pydantic-settings); every default runs locally."""
+"""The engine's settings, read once from the environment (pydantic-settings); every default runs
+locally. Each platform and the e-mail channel keep their own group in `bots/` (same variable
+names), so adding a platform changes nothing here."""
 
 from __future__ import annotations
 
@@ -31,24 +33,6 @@ class Settings(BaseSettings):
         description="HMAC secret shared with the web platform for signed deep links.",
     )
     link_ttl_hours: int = Field(default=72, description="How long a minted deep link is valid.")
-    telegram_token: str | None = Field(default=None, description="Bot token from @BotFather.")
-    telegram_api_url: str = Field(
-        default="https://api.telegram.org/bot", description="Bot API base URL (tests: a fake)."
-    )
-    telegram_file_url: str = Field(
-        default="https://api.telegram.org/file/bot", description="Bot API file base URL."
-    )
-    telegram_bot_username: str = Field(
-        default="tutoring_booking_bot", description="The bot's @username, for minted links."
-    )
-    telegram_webhook_url: str | None = Field(
-        default=None, description="Public HTTPS URL of /telegram for `bookbot serve`."
-    )
-    telegram_webhook_secret: str = Field(
-        default="change-me-webhook-secret",  # `bookbot serve` refuses it
-        pattern=r"^[A-Za-z0-9_-]{1,256}$",
-        description="Checked against X-Telegram-Bot-Api-Secret-Token on every webhook call.",
-    )
     change_cutoff_minutes: int = Field(
         default=120, description="Cancelling/rescheduling closes this long before the start."
     )
@@ -58,18 +42,9 @@ class Settings(BaseSettings):
     schedule_later_nudge_hours: float = Field(
         default=24, description="After 'Schedule Later', nudge the student this much later."
     )
-    resend_api_key: str | None = Field(
-        default=None, description="Resend API key; without it e-mails go to EMAIL_OUTBOX_DIR."
-    )
-    resend_api_url: str | None = Field(default=None, description="Resend API base URL (tests).")
     email_from: str = Field(
         default="Tutoring <bookings@tutoring.example.edu>", description="Sender of e-mails."
     )
-    email_outbox_dir: str = Field(
-        default="outbox", description="Where e-mails are written as .eml files without an API key."
-    )
-    serve_host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
-    serve_port: int = Field(default=8080, description="`bookbot serve` listen port.")
     log_level: str | None = Field(
         default=None,
         description="Root log level; unset: INFO for telegram/serve/worker, WARNING otherwise.",
@@ -93,19 +68,17 @@ class Settings(BaseSettings):
 
 
 DEV_LINK_SECRET = "local-development-secret"
-DEV_WEBHOOK_SECRET = "change-me-webhook-secret"
 MIN_LINK_SECRET_BYTES = 32
 
 
-def insecure_defaults(settings: Settings, *, webhook: bool) -> list[str]:
-    """Secrets still at their development defaults: with them anyone could act as any user."""
+def insecure_defaults(settings: Settings) -> list[str]:
+    """Secrets still at their development defaults: with them anyone could act as any user.
+
+    Each platform checks its own secrets at start-up (bots/<platform>/settings.py)."""
     weak = settings.link_secret == DEV_LINK_SECRET
     # HMAC-SHA256 keys shorter than the hash are guessable offline from one captured link.
     weak = weak or len(settings.link_secret.encode()) < MIN_LINK_SECRET_BYTES
-    found = ["LINK_SECRET"] if weak else []
-    if webhook and settings.telegram_webhook_secret == DEV_WEBHOOK_SECRET:
-        found.append("TELEGRAM_WEBHOOK_SECRET")
-    return found
+    return ["LINK_SECRET"] if weak else []
 
 
 @lru_cache(maxsize=1)

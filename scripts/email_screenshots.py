@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bots.telegram.links import deep_link
 from engine.calendar import (
     CalendarEvent,
     google_calendar_url,
@@ -26,7 +27,7 @@ from engine.calendar import (
     outlook_calendar_url,
 )
 from engine.formatting import format_datetime_long
-from engine.links import ManageClaims, deep_link, manage_link_expiry, sign_manage
+from engine.links import ManageClaims, manage_link_expiry, sign_manage
 from engine.notify import render_confirmation
 
 START = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)

@@ -26,14 +26,13 @@ import resend
 from babel.dates import format_time
 from markupsafe import escape
 
+from bots.email.senders import OutboxFolderSender, ResendSender
 from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
 from engine.formatting import format_datetime_long
 from engine.notify import (
     EmailContent,
     EmailError,
     EmailSender,
-    OutboxFolderSender,
-    ResendSender,
     render_cancellation,
     render_confirmation,
     render_reminder,

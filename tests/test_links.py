@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bots.telegram.links import deep_link
 from engine import links
-from engine.links import SOURCES, LinkClaims, LinkError, deep_link, sign, verify
+from engine.links import SOURCES, LinkClaims, LinkError, sign, verify
 
 SECRET = "s3cret-for-tests"
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -204,12 +205,11 @@ def test_deep_link_builds_the_telegram_start_url() -> None:
     )
 
 
-def test_deep_link_builds_the_same_url_without_python_telegram_bot(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_deep_link_builds_the_same_url_as_python_telegram_bot() -> None:
+    from telegram.helpers import create_deep_linked_url
+
     payload = sign(claims(), SECRET)
-    with_ptb = deep_link("bookbot_tutor_bot", payload)
-    monkeypatch.setattr(links, "_telegram_helper", lambda: None)
+    with_ptb = create_deep_linked_url("bookbot_tutor_bot", payload)
     assert deep_link("bookbot_tutor_bot", payload) == with_ptb
 
 

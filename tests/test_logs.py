@@ -22,10 +22,19 @@ from bots.telegram.app import build_application
 from bots.worker import build_worker
 from engine.booking import Booked, BookingFailed, BookingRequest, book_session
 from storage.models import ReminderJob, User
+from tests.channels import eml
 from tests.factories import NOW, make_world
 from tests.fake_telegram import FakeTelegram
 from tests.test_reminders import FRIDAY_10, Clock, linked_world
-from tests.test_telegram import SAM_TG, WEBHOOK_SECRET, payload, settings_for, texts
+from tests.test_telegram import (
+    SAM_TG,
+    WEBHOOK_SECRET,
+    payload,
+    platforms_of,
+    settings_for,
+    telegram_settings_for,
+    texts,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 TOKEN = "424242:Known-test-token_never-in-a-log"
@@ -69,14 +78,15 @@ async def test_polling_the_webhook_call_and_the_worker_never_log_the_token_or_th
     fake_with_known_token: FakeTelegram, pg: Factory, tmp_path: Path, restore_logging: None
 ) -> None:
     fake = fake_with_known_token
-    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
+    settings = settings_for(fake)
+    telegram = telegram_settings_for(fake)
     logs = io.StringIO()
-    configure_logging(settings, level=logging.DEBUG, stream=logs)
+    configure_logging(settings, level=logging.DEBUG, stream=logs, secrets=telegram.secrets())
     for name in [*QUIET, "telegram"]:  # as if someone turned every logger up: redaction holds
         logging.getLogger(name).setLevel(logging.DEBUG)
 
     world, _ = await linked_world(pg)
-    app = build_application(settings, pg, webhook=False, clock=lambda: NOW)
+    app = build_application(settings, telegram, pg, webhook=False, clock=lambda: NOW)
     fake.user(SAM_TG)
     async with app:
         await app.start()
@@ -86,10 +96,12 @@ async def test_polling_the_webhook_call_and_the_worker_never_log_the_token_or_th
         await fake.wait_until(lambda: "Step 1 of 4" in texts(fake, SAM_TG))
         await app.updater.stop()
         await app.bot.set_webhook("https://bots.example.edu/telegram", secret_token=WEBHOOK_SECRET)
-        worker = build_worker(settings, pg, app.bot, Clock(NOW))
+        worker = build_worker(
+            settings, pg, platforms_of(app, fake), Clock(NOW), email=eml(tmp_path, settings)
+        )
         assert await worker.run_once() >= 1
         try:
-            raise RuntimeError(f"GET {settings.telegram_api_url}{TOKEN}/getMe failed")
+            raise RuntimeError(f"GET {telegram.api_url}{TOKEN}/getMe failed")
         except RuntimeError:
             logging.getLogger("some.child.logger").exception("request to %s", quote(TOKEN))
         await app.stop()
@@ -105,9 +117,7 @@ async def test_polling_the_webhook_call_and_the_worker_never_log_the_token_or_th
 async def test_a_failing_booking_and_a_failing_email_log_no_note_name_or_address(
     pg: Factory, tmp_path: Path, restore_logging: None
 ) -> None:
-    settings = settings_for(FakeTelegram(token=TOKEN)).model_copy(
-        update={"email_outbox_dir": str(tmp_path)}
-    )
+    settings = settings_for(FakeTelegram(token=TOKEN))
     logs = io.StringIO()
     configure_logging(settings, level=logging.DEBUG, stream=logs)
     world = await make_world(pg)
@@ -152,7 +162,7 @@ async def test_a_failing_booking_and_a_failing_email_log_no_note_name_or_address
     async with pg() as session, session.begin():
         booked = await book_session(session, request, reminder_offsets=offsets, now=NOW)
     assert isinstance(booked, Booked)
-    worker = build_worker(settings, pg, None, Clock(NOW))
+    worker = build_worker(settings, pg, [], Clock(NOW), email=eml(tmp_path, settings))
     await worker.run_once()
     async with pg() as session:
         errors = [e for e in await session.scalars(select(ReminderJob.last_error)) if e]

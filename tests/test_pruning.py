@@ -18,6 +18,7 @@ from engine.housekeeping import Housekeeping
 from engine.links import LinkClaims, LinkError, sign
 from engine.settings import Settings
 from storage.models import LinkUse, ProcessedUpdate
+from tests.channels import eml
 from tests.factories import NOW, make_world
 from tests.test_reminders import Clock
 
@@ -137,8 +138,8 @@ async def test_the_running_worker_prunes_with_the_ages_from_settings(
     pg: Factory, tmp_path: Path
 ) -> None:
     await add_processed(pg, old=timedelta(hours=50), new=timedelta(hours=10))
-    settings = Settings(processed_updates_keep_hours=48, email_outbox_dir=str(tmp_path))
-    worker = build_worker(settings, pg, None, Clock(NOW))
+    settings = Settings(processed_updates_keep_hours=48)
+    worker = build_worker(settings, pg, [], Clock(NOW), email=eml(tmp_path, settings))
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run_forever(stop))
     try:

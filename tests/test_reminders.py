@@ -22,10 +22,11 @@ from engine import manage
 from engine.booking import Booked, BookingRequest, book_session
 from storage.models import ReminderJob
 from storage.repositories import Repo
+from tests.channels import eml, resend_to
 from tests.factories import NOW, World, make_world
 from tests.fake_resend import FakeResend
 from tests.fake_telegram import FakeTelegram
-from tests.test_telegram import ADA_TG, SAM_TG, settings_for, start_bot
+from tests.test_telegram import ADA_TG, SAM_TG, platforms_of, settings_for, start_bot
 
 Factory = async_sessionmaker[AsyncSession]
 FRIDAY_10 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -109,12 +110,12 @@ async def test_the_worker_sends_each_message_once_at_its_time(
 ) -> None:
     world, session_id = await linked_world(pg)
     sam, ada = fake.user(SAM_TG, "Sam"), fake.user(ADA_TG, "Ada")
-    settings = settings_for(fake).model_copy(
-        update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
-    )
+    settings = settings_for(fake)
     bot = await start_bot(fake, pg)
     clock = Clock(NOW)
-    worker = build_worker(settings, pg, bot.app.bot, clock)
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), clock, email=resend_to(resend, settings)
+    )
     try:
         # Both confirmation e-mails and Ada's notice, at once.
         assert await worker.run_once() == 3
@@ -166,12 +167,12 @@ async def test_a_cancellation_tells_the_other_side_and_sends_calendar_cancels(
     world, session_id = await linked_world(pg)
     ada = fake.user(ADA_TG, "Ada")
     fake.user(SAM_TG, "Sam")
-    settings = settings_for(fake).model_copy(
-        update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
-    )
+    settings = settings_for(fake)
     bot = await start_bot(fake, pg)
     clock = Clock(NOW)
-    worker = build_worker(settings, pg, bot.app.bot, clock)
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), clock, email=resend_to(resend, settings)
+    )
     try:
         while await worker.run_once():  # the invites go out first
             pass
@@ -219,8 +220,10 @@ async def test_a_telegram_429_is_retried_after_retry_after(
     fake.user(ADA_TG, "Ada")
     bot = await start_bot(fake, pg)
     clock = Clock(FRIDAY_10 - timedelta(hours=1) + timedelta(seconds=5))
-    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
-    worker = build_worker(settings, pg, bot.app.bot, clock)
+    settings = settings_for(fake)
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), clock, email=eml(tmp_path, settings)
+    )
     try:
         fake.fail_next("sendMessage", retry_after=7)
         await worker.run_once()
@@ -257,8 +260,10 @@ async def test_schedule_later_gets_a_nudge_that_resumes_the_wizard(
     sam = fake.user(SAM_TG, "Sam")
     bot = await start_bot(fake, pg)
     clock = Clock(NOW + timedelta(hours=24, minutes=1))
-    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
-    worker = build_worker(settings, pg, bot.app.bot, clock)
+    settings = settings_for(fake)
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), clock, email=eml(tmp_path, settings)
+    )
     try:
         driver = Bot(bot.app, fake)
         await driver.say(sam, f"/start {payload(world)}")
@@ -280,11 +285,11 @@ async def test_both_people_get_the_invite_by_email_each_written_for_them(
     world, session_id = await linked_world(pg)
     fake.user(SAM_TG, "Sam")
     fake.user(ADA_TG, "Ada")
-    settings = settings_for(fake).model_copy(
-        update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
-    )
+    settings = settings_for(fake)
     bot = await start_bot(fake, pg)
-    worker = build_worker(settings, pg, bot.app.bot, Clock(NOW))
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), Clock(NOW), email=resend_to(resend, settings)
+    )
     try:
         while await worker.run_once():
             pass
@@ -360,11 +365,11 @@ async def test_manage_in_telegram_from_the_email_links_the_chat_and_opens_mysess
             now=NOW,
         )
     assert isinstance(outcome, Booked)
-    settings = settings_for(fake).model_copy(
-        update={"resend_api_key": resend.api_key, "resend_api_url": resend.url}
-    )
+    settings = settings_for(fake)
     bot = await start_bot(fake, pg)
-    worker = build_worker(settings, pg, bot.app.bot, Clock(NOW))
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), Clock(NOW), email=resend_to(resend, settings)
+    )
     try:
         while await worker.run_once():
             pass

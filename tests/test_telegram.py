@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
 
 import storage.booking_tx as tx
+from bots.platform import Platform
 from bots.telegram.app import (
     SECRET_HEADER,
     WEBHOOK_PATH,
@@ -25,12 +26,15 @@ from bots.telegram.app import (
     register_commands,
     webhook_app,
 )
+from bots.telegram.platform import telegram_platform
+from bots.telegram.settings import TelegramSettings
 from engine import messages as m
 from engine.booking import BookingRequest, book_session
 from engine.links import LinkClaims, sign
 from engine.settings import Settings
 from storage.models import ChatIdentity, Session, StudentTeacher
 from storage.repositories import Repo
+from tests.channels import eml
 from tests.chat import plain
 from tests.factories import NOW, World, add_user, enroll, make_world
 from tests.fake_telegram import FakeTelegram, FakeUser
@@ -43,14 +47,22 @@ TRANSCRIPT = Path(__file__).parent.parent / "docs" / "telegram-transcript.md"
 
 
 def settings_for(fake: FakeTelegram) -> Settings:
-    return Settings(
-        telegram_token=fake.token,
-        telegram_api_url=fake.base_url,
-        telegram_file_url=fake.base_file_url,
-        telegram_bot_username=fake.username,
-        telegram_webhook_secret=WEBHOOK_SECRET,
-        link_secret=SECRET,
+    return Settings(link_secret=SECRET)
+
+
+def telegram_settings_for(fake: FakeTelegram) -> TelegramSettings:
+    return TelegramSettings(
+        token=fake.token,
+        api_url=fake.base_url,
+        file_url=fake.base_file_url,
+        bot_username=fake.username,
+        webhook_secret=WEBHOOK_SECRET,
     )
+
+
+def platforms_of(app: TelegramApp, fake: FakeTelegram) -> list[Platform]:
+    """The running Application as the worker's Telegram platform (sender, limits, t.me links)."""
+    return [telegram_platform(app, telegram_settings_for(fake))]
 
 
 def payload(world: World, student_id: int | None = None, **claims: Any) -> str:
@@ -89,7 +101,9 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 async def start_bot(fake: FakeTelegram, db: Factory) -> Bot:
-    app = build_application(settings_for(fake), db, webhook=True, clock=lambda: NOW)
+    app = build_application(
+        settings_for(fake), telegram_settings_for(fake), db, webhook=True, clock=lambda: NOW
+    )
     await app.initialize()
     return Bot(app, fake)
 
@@ -191,8 +205,10 @@ async def test_a_student_books_end_to_end_from_a_course_page_deep_link(
     assert (booked.created_via, booked.note) == ("telegram", "Chapter 3 integrals, please")
     from bots.worker import build_worker  # the ST's notice goes through the outbox
 
-    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
-    await build_worker(settings, pg, bot.app.bot, lambda: NOW).run_once()
+    settings = settings_for(fake)
+    await build_worker(
+        settings, pg, platforms_of(bot.app, fake), lambda: NOW, email=eml(tmp_path, settings)
+    ).run_once()
     ada = fake.last_message(ADA_TG).text or ""
     assert "New booking: Sam Student booked Calculus I with you" in ada
     assert "Note from Sam Student: Chapter 3 integrals, please" in ada
@@ -497,7 +513,9 @@ async def test_the_webhook_refuses_requests_without_the_secret(
 
 async def test_polling_serves_a_chat_like_the_webhook(fake: FakeTelegram, pg: Factory) -> None:
     world = await make_world(pg)
-    app = build_application(settings_for(fake), pg, webhook=False, clock=lambda: NOW)
+    app = build_application(
+        settings_for(fake), telegram_settings_for(fake), pg, webhook=False, clock=lambda: NOW
+    )
     sam = fake.user(SAM_TG)
     async with app:
         await app.start()
@@ -587,24 +605,27 @@ async def test_a_forwarded_link_cannot_sign_in_another_telegram_account(
     assert linked == [str(SAM_TG)]
 
 
-def test_the_bot_refuses_to_start_with_the_development_secrets() -> None:
+async def test_the_bot_refuses_to_start_with_the_development_secrets(pg: Factory) -> None:
+    from bots.server import startup_problems
     from engine.settings import insecure_defaults
 
-    assert insecure_defaults(Settings(), webhook=True) == [
+    telegram = TelegramSettings(token="123:not-used", webhook_secret="change-me-webhook-secret")
+    app = build_application(Settings(), telegram, pg, webhook=True)
+    assert await startup_problems(Settings(), [telegram_platform(app, telegram)]) == [
         "LINK_SECRET",
         "TELEGRAM_WEBHOOK_SECRET",
     ]
     strong = "k" * 32
-    assert insecure_defaults(Settings(link_secret=strong), webhook=False) == []
+    assert insecure_defaults(Settings(link_secret=strong)) == []
 
 
 def test_the_bot_refuses_a_link_secret_shorter_than_32_bytes() -> None:
     from engine.settings import insecure_defaults
 
-    assert insecure_defaults(Settings(link_secret="s3cret"), webhook=False) == ["LINK_SECRET"]
-    assert insecure_defaults(Settings(link_secret="k" * 31), webhook=False) == ["LINK_SECRET"]
+    assert insecure_defaults(Settings(link_secret="s3cret")) == ["LINK_SECRET"]
+    assert insecure_defaults(Settings(link_secret="k" * 31)) == ["LINK_SECRET"]
     # Bytes, not characters: 11 three-byte characters are 33 bytes.
-    assert insecure_defaults(Settings(link_secret="€" * 11), webhook=False) == []
+    assert insecure_defaults(Settings(link_secret="€" * 11)) == []
 
 
 def test_the_production_commands_refuse_a_short_link_secret(

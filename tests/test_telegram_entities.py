@@ -19,9 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bots.worker import build_worker
 from storage.models import Course, User
 from storage.repositories import Repo
+from tests.channels import eml
 from tests.factories import NOW, make_world
 from tests.fake_telegram import FakeTelegram, SentMessage
-from tests.test_telegram import ADA_TG, SAM_TG, Bot, payload, settings_for, start_bot, wizard
+from tests.test_telegram import (
+    ADA_TG,
+    SAM_TG,
+    Bot,
+    payload,
+    platforms_of,
+    settings_for,
+    start_bot,
+    wizard,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -100,8 +110,10 @@ async def test_names_and_notes_with_html_characters_reach_both_people_exactly_as
     await bot.say(sam, "/mysessions")
     assert f"{COURSE} with {ADA}" in (fake.last_message(SAM_TG).text or "")
 
-    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
-    await build_worker(settings, pg, bot.app.bot, lambda: NOW).run_once()
+    settings = settings_for(fake)
+    await build_worker(
+        settings, pg, platforms_of(bot.app, fake), lambda: NOW, email=eml(tmp_path, settings)
+    ).run_once()
     notice = fake.last_message(ADA_TG).text or ""
     assert f"{SAM} booked {COURSE} with you" in notice
     assert f"Note from {SAM}: {NOTE}" in notice

@@ -15,10 +15,19 @@ from bots.worker import build_worker
 from engine.booking import Booked, BookingRequest, book_session
 from storage.models import ReminderJob
 from storage.repositories import Repo
+from tests.channels import eml
 from tests.factories import NOW, add_teacher, make_world
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_rules import FloodControl
-from tests.test_telegram import ADA_TG, SAM_TG, payload, settings_for, start_bot, wizard
+from tests.test_telegram import (
+    ADA_TG,
+    SAM_TG,
+    payload,
+    platforms_of,
+    settings_for,
+    start_bot,
+    wizard,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 FRIDAY_10 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -73,8 +82,10 @@ async def test_the_worker_waits_out_a_429_for_a_chat_over_its_flood_limit(
     clock = Clock(NOW)
     fake.clock = clock.seconds  # flood control on the test's clock: no real second decides
     bot = await start_bot(fake, pg)
-    settings = settings_for(fake).model_copy(update={"email_outbox_dir": str(tmp_path)})
-    worker = build_worker(settings, pg, bot.app.bot, clock)
+    settings = settings_for(fake)
+    worker = build_worker(
+        settings, pg, platforms_of(bot.app, fake), clock, email=eml(tmp_path, settings)
+    )
     try:
         for n in range(FloodControl().burst):  # the default limits, nothing tightened
             await bot.app.bot.send_message(ADA_TG, f"earlier message {n}")

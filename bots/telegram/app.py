@@ -1,12 +1,13 @@
-"""The PTB Application, and the two ways to run it: polling (development) and a webhook."""
+"""The PTB Application, its webhook routes, and polling (development).
+
+The webhook is served by `bots/server.py` through the Telegram platform (`platform.py`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
-import signal
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,7 +17,9 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application
 
+from bots.server import wait_for_stop, web_app
 from bots.telegram.frontend import COMMANDS, TelegramApp, TelegramFrontEnd
+from bots.telegram.settings import TelegramSettings
 from engine.conversation import utc_now
 from engine.settings import Settings
 
@@ -28,20 +31,21 @@ WEBHOOK_PATH = "/telegram"
 
 def build_application(
     settings: Settings,
+    telegram: TelegramSettings,
     factory: async_sessionmaker[AsyncSession],
     *,
     webhook: bool,
     clock: Callable[[], datetime] = utc_now,
 ) -> TelegramApp:
     """PTB over the engine; the Bot API base URL comes from settings (in tests: a fake)."""
-    if not settings.telegram_token:
+    if not telegram.token:
         raise SystemExit("TELEGRAM_TOKEN is not set: create a bot with @BotFather first")
 
     builder = (
         Application.builder()
-        .token(settings.telegram_token)
-        .base_url(settings.telegram_api_url)
-        .base_file_url(settings.telegram_file_url)
+        .token(telegram.token)
+        .base_url(telegram.api_url)
+        .base_file_url(telegram.file_url)
         .rate_limiter(AIORateLimiter())
     )
     if webhook:
@@ -51,8 +55,8 @@ def build_application(
     return app
 
 
-def webhook_app(app: TelegramApp, secret: str) -> web.Application:
-    """aiohttp routes: Telegram's webhook (secret checked) and a health check."""
+def webhook_routes(app: TelegramApp, secret: str) -> list[web.RouteDef]:
+    """Telegram's webhook as an aiohttp route; the secret header is checked in constant time."""
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -68,13 +72,13 @@ def webhook_app(app: TelegramApp, secret: str) -> web.Application:
         await app.update_queue.put(update)  # answered at once; the Application works it off
         return web.Response(text="ok")
 
-    async def health(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
+    return [web.post(WEBHOOK_PATH, receive)]
 
-    web_app = web.Application()
-    web_app.router.add_post(WEBHOOK_PATH, receive)
-    web_app.router.add_get("/healthz", health)
-    return web_app
+
+def webhook_app(app: TelegramApp, secret: str) -> web.Application:
+    """The webhook alone in an aiohttp app with /healthz (what `bookbot serve` mounts, minus
+    the other platforms)."""
+    return web_app(webhook_routes(app, secret))
 
 
 async def register_commands(app: TelegramApp) -> None:
@@ -89,14 +93,6 @@ async def register_commands(app: TelegramApp) -> None:
         log.warning("setMyCommands failed (%s); starting without the command menu", error)
 
 
-async def wait_for_stop() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 async def run_polling(app: TelegramApp) -> None:
     async with app:
         await register_commands(app)
@@ -107,34 +103,3 @@ async def run_polling(app: TelegramApp) -> None:
         await wait_for_stop()
         await app.updater.stop()
         await app.stop()
-
-
-async def run_webhook(
-    app: TelegramApp, settings: Settings, factory: async_sessionmaker[AsyncSession]
-) -> None:
-    """The webhook and the outbox worker in one process (the worker uses the app's bot)."""
-    from bots.worker import build_worker
-
-    stop = asyncio.Event()
-    async with app:
-        await register_commands(app)
-        await app.start()
-        if settings.telegram_webhook_url:
-            await app.bot.set_webhook(
-                settings.telegram_webhook_url,
-                secret_token=settings.telegram_webhook_secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
-        runner = web.AppRunner(webhook_app(app, settings.telegram_webhook_secret))
-        await runner.setup()
-        site = web.TCPSite(runner, settings.serve_host, settings.serve_port)
-        await site.start()
-        worker = asyncio.create_task(build_worker(settings, factory, app.bot).run_forever(stop))
-        log.info("serving on %s:%s", settings.serve_host, settings.serve_port)
-        try:
-            await wait_for_stop()
-        finally:
-            stop.set()
-            await worker
-            await runner.cleanup()
-            await app.stop()
