@@ -81,6 +81,13 @@ class Accounts:
             user = await repo.user(user_id) if user_id is not None else None
             return user.name if user else None
 
+    async def newer_than(self, platform: str, chat_id: str, nonce: int) -> bool:
+        """Whether the conversation moved past this screen's nonce: a slower process must not
+        draw an older screen over a newer one."""
+        async with self.factory() as session:
+            version = await Repo(session).conversation_version(platform, chat_id)
+        return version is not None and version > nonce
+
     async def messages(self, platform: str, chat_id: str) -> tuple[str | None, list[str]]:
         """The chat's live wizard message and its companions; ids are text on every platform
         (a Slack `ts` is not a number), each front end converts its own."""

@@ -43,8 +43,8 @@ from engine.st_notice import booking_text
 from engine.video import VideoProvider
 from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
 from storage.jobs import Job, JobKind
-from storage.models import ChatIdentity, Course, Session, SessionStatus, User
 from storage.outbox import ClaimedJob
+from storage.records import CourseRecord, IdentityRecord, SessionRecord, SessionStatus, UserRecord
 from storage.repositories import Repo
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Facts:
-    session: Session
-    course: Course
-    student: User
-    teacher: User | None
-    identities: dict[int, list[ChatIdentity]]
-    canceller: User | None = None  # who cancelled, when neither the student nor the ST
+    session: SessionRecord
+    course: CourseRecord
+    student: UserRecord
+    teacher: UserRecord | None
+    identities: dict[int, list[IdentityRecord]]
+    canceller: UserRecord | None = None  # who cancelled, when neither the student nor the ST
 
 
 class Dispatcher:
@@ -149,7 +149,7 @@ class Dispatcher:
         )
 
     # --- messages ---------------------------------------------------------------------------
-    def _when(self, facts: Facts, user: User) -> str:
+    def _when(self, facts: Facts, user: UserRecord) -> str:
         assert facts.session.scheduled_start is not None
         return format_datetime_long(
             facts.session.scheduled_start,
@@ -157,12 +157,12 @@ class Dispatcher:
             normalize_locale(user.locale),
         )
 
-    def _other(self, facts: Facts, user: User) -> str:
+    def _other(self, facts: Facts, user: UserRecord) -> str:
         if facts.teacher is None or user.id == facts.teacher.id:
             return facts.student.name
         return facts.teacher.name
 
-    def _canceller(self, facts: Facts, user: User) -> str:
+    def _canceller(self, facts: Facts, user: UserRecord) -> str:
         """Who cancelled, by name: usually the other person, or whoever acted for them."""
         by = facts.session.cancelled_by
         for person in (facts.student, facts.teacher, facts.canceller):
@@ -170,7 +170,7 @@ class Dispatcher:
                 return person.name
         return self._other(facts, user)  # cancelled before who cancelled was kept
 
-    def _reminder(self, facts: Facts, user: User, now: datetime) -> OutMessage:
+    def _reminder(self, facts: Facts, user: UserRecord, now: datetime) -> OutMessage:
         assert facts.session.scheduled_start is not None
         left = format_timedelta(
             facts.session.scheduled_start - now,
@@ -190,13 +190,13 @@ class Dispatcher:
         row.append(OutButton(m.CANCEL_SESSION, manage_data("c", sid)))
         return OutMessage(text, (tuple(row),))
 
-    def _starting(self, facts: Facts, user: User, url: str) -> OutMessage:
+    def _starting(self, facts: Facts, user: UserRecord, url: str) -> OutMessage:
         text = m.STARTING.format(
             course=facts.course.title, name=self._other(facts, user), when=self._when(facts, user)
         )
         return OutMessage(text, ((OutButton(m.OPEN_ROOM, url=url),),))
 
-    async def _nudge(self, facts: Facts, user: User) -> Outcome:
+    async def _nudge(self, facts: Facts, user: UserRecord) -> Outcome:
         if facts.session.status != SessionStatus.UNSCHEDULED.value:
             return Skip("already scheduled or cancelled")
         text = m.NUDGE.format(course=facts.course.title)
@@ -218,7 +218,7 @@ class Dispatcher:
         return await self._chat(facts, user, OutMessage(text))
 
     # --- delivery ---------------------------------------------------------------------------
-    async def _chat(self, facts: Facts, user: User, message: OutMessage) -> Outcome:
+    async def _chat(self, facts: Facts, user: UserRecord, message: OutMessage) -> Outcome:
         chats = [
             (self.senders[i.platform], i.chat_id)
             for i in facts.identities.get(user.id, [])
@@ -239,7 +239,7 @@ class Dispatcher:
                 return Retry(None, error_summary(error))
         return Sent()
 
-    def _people(self, facts: Facts, role: Role) -> tuple[User, User] | None:
+    def _people(self, facts: Facts, role: Role) -> tuple[UserRecord, UserRecord] | None:
         """(recipient, the other person) for the student's or the ST's copy."""
         if facts.teacher is None:
             return None
@@ -247,7 +247,7 @@ class Dispatcher:
             return facts.student, facts.teacher
         return facts.teacher, facts.student
 
-    def _manage_url(self, facts: Facts, user: User) -> str:
+    def _manage_url(self, facts: Facts, user: UserRecord) -> str:
         """ "Manage in Telegram": signs the reader in and shows /mysessions, until a day after
         the session ends (engine/links.py); the same link on every retry of the e-mail."""
         end = facts.session.scheduled_end
