@@ -37,6 +37,7 @@ from storage.models import (
     User,
 )
 from storage.throwaway_pg import throwaway_server
+from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 TARGET_SLOTS_MS = 5.0
@@ -238,7 +239,7 @@ async def bench_race(factory: Factory) -> tuple[float, Counter[str]]:
     async def attempt(student_id: int) -> str:
         async with factory() as session, session.begin():
             outcome = await book_session(
-                session,
+                UnitOfWork.over(session),
                 BookingRequest(
                     course.id,
                     student_id,

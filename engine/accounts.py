@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from engine.links import LinkClaims, LinkError, ManageClaims, sign, verify_any
 from engine.settings import Settings
-from storage.repositories import Repo
+from storage.uow import Units, UnitsLike
 
 # Button data of /unlink's question; apart from wizard and session data ("L" starts neither).
 UNLINK_YES = "L:y"
@@ -25,13 +23,13 @@ class AlreadyLinked(LinkError):
 
 
 class Accounts:
-    def __init__(self, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self.factory = factory
+    def __init__(self, units: UnitsLike, settings: Settings) -> None:
+        self.units = Units.of(units)
         self.settings = settings
 
     async def user_for(self, platform: str, external_id: str) -> int | None:
-        async with self.factory() as session:
-            found = await Repo(session).identity(platform, external_id)
+        async with self.units() as uow:
+            found = await uow.repo.identity(platform, external_id)
             return found.user_id if found else None
 
     async def link_from_payload(
@@ -48,8 +46,8 @@ class Accounts:
         """
         claims = verify_any(payload, self.settings.link_secret, now)
         digest = hashlib.sha256(payload.encode()).hexdigest()
-        async with self.factory() as session, session.begin():
-            repo = Repo(session)
+        async with self.units() as uow:
+            repo = uow.repo
             if await repo.user(claims.user_id) is None or (
                 isinstance(claims, LinkClaims) and await repo.course(claims.course_id) is None
             ):
@@ -67,16 +65,16 @@ class Accounts:
 
     async def linked_name(self, platform: str, external_id: str) -> str | None:
         """The name of the user this chat account is linked to (for /unlink's question)."""
-        async with self.factory() as session:
-            repo = Repo(session)
+        async with self.units() as uow:
+            repo = uow.repo
             found = await repo.identity(platform, external_id)
             user = await repo.user(found.user_id) if found else None
             return user.name if user else None
 
     async def unlink(self, platform: str, external_id: str) -> str | None:
         """Remove the link; the name it was linked to, or None when it was not linked."""
-        async with self.factory() as session, session.begin():
-            repo = Repo(session)
+        async with self.units() as uow:
+            repo = uow.repo
             user_id = await repo.unlink_identity(platform, external_id)
             user = await repo.user(user_id) if user_id is not None else None
             return user.name if user else None
@@ -84,21 +82,21 @@ class Accounts:
     async def newer_than(self, platform: str, chat_id: str, nonce: int) -> bool:
         """Whether the conversation moved past this screen's nonce: a slower process must not
         draw an older screen over a newer one."""
-        async with self.factory() as session:
-            version = await Repo(session).conversation_version(platform, chat_id)
+        async with self.units() as uow:
+            version = await uow.repo.conversation_version(platform, chat_id)
         return version is not None and version > nonce
 
     async def messages(self, platform: str, chat_id: str) -> tuple[str | None, list[str]]:
         """The chat's live wizard message and its companions; ids are text on every platform
         (a Slack `ts` is not a number), each front end converts its own."""
-        async with self.factory() as session:
-            return await Repo(session).chat_messages(platform, chat_id)
+        async with self.units() as uow:
+            return await uow.repo.chat_messages(platform, chat_id)
 
     async def remember_messages(
         self, platform: str, chat_id: str, message_id: str | None, extra: list[str]
     ) -> None:
-        async with self.factory() as session, session.begin():
-            await Repo(session).remember_messages(platform, chat_id, message_id, extra)
+        async with self.units() as uow:
+            await uow.repo.remember_messages(platform, chat_id, message_id, extra)
 
     async def mint_payload(
         self,
@@ -110,8 +108,8 @@ class Accounts:
     ) -> str:
         """A signed start payload for local use (`bookbot link`), like the web platform's; the
         chat platform turns it into its own link (Telegram: a t.me deep link)."""
-        async with self.factory() as session:
-            repo = Repo(session)
+        async with self.units() as uow:
+            repo = uow.repo
             course = await repo.course_by_slug(course_slug)
             if course is None:
                 raise LookupError(f"no course {course_slug!r}")

@@ -6,12 +6,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from engine.slots import day_bounds_utc
 from storage.booking_tx import BookingRequest as BookingRequest  # one definition, re-exported
-from storage.booking_tx import BookingRow, FailureReason, book_in_session
+from storage.booking_tx import FailureReason
 from storage.booking_tx import RefusalFacts as RefusalFacts  # re-exported for the rule's callers
+from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +85,20 @@ FAILURES: dict[FailureReason, Failure] = {
 
 
 async def book_session(
-    session: AsyncSession,
+    uow: UnitOfWork,
     request: BookingRequest,
     *,
     reminder_offsets: list[timedelta],
     now: datetime,
 ) -> Outcome:
-    """Run the booking transaction inside the caller's transaction (a savepoint).
+    """Run the booking transaction inside the unit of work (a savepoint of it).
 
     Any unexpected database error becomes BookingFailed ("Unable to book. Please try again.")
     so that the conversation survives and the student can retry.
     """
     # The engine's own ST-local day, so the per-day limit and the slots agree across DST.
-    row = BookingRow(request, day_bounds_utc, reminder_offsets=reminder_offsets, now=now)
     try:
-        result = await book_in_session(session, row)
+        result = await uow.book(request, day_bounds_utc, reminder_offsets=reminder_offsets, now=now)
     except Exception as error:
         # One line where people read logs (the terminal chat, INFO in production); the trace
         # only at DEBUG. The error's class, never its text: that may quote the student's data.

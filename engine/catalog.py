@@ -22,7 +22,7 @@ from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slo
 from engine.views import CourseInfo, TeacherInfo
 from storage.jobs import Job
 from storage.records import CourseRecord, TeacherCard
-from storage.repositories import Repo
+from storage.uow import UnitOfWork
 
 # Busy intervals and overrides are read with this margin so that day limits, buffers and
 # windows crossing midnight near the edges of the asked range see everything they depend on.
@@ -79,12 +79,13 @@ def teacher_info(card: TeacherCard) -> TeacherInfo:
 class DbCatalog:
     def __init__(
         self,
-        repo: Repo,
+        uow: UnitOfWork,
         reminder_offsets: list[timedelta],
         now: datetime,
         nudge_after: timedelta = timedelta(hours=24),
     ) -> None:
-        self.repo = repo
+        self.uow = uow
+        self.repo = uow.repo
         self.reminder_offsets = reminder_offsets
         self.now = now
         self.nudge_after = nudge_after
@@ -267,7 +268,7 @@ class DbCatalog:
         if refused is not None:
             return refused
         return await book_session(
-            self.repo.session, request, reminder_offsets=self.reminder_offsets, now=now
+            self.uow, request, reminder_offsets=self.reminder_offsets, now=now
         )
 
     async def schedule_later(

@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from engine import flow, session_dialogue
 from engine.catalog import DbCatalog
 from engine.clock import utc_now as utc_now  # re-exported: front ends import it from here
@@ -23,7 +21,7 @@ from engine.settings import Settings
 from engine.video import JitsiProvider, VideoProvider
 from engine.views import Viewer
 from storage.db import is_busy, is_unavailable
-from storage.repositories import Repo
+from storage.uow import Units, UnitsLike
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +48,12 @@ def database_unavailable(error: BaseException) -> bool:
 class ConversationService:
     def __init__(
         self,
-        factory: async_sessionmaker[AsyncSession],
+        units: UnitsLike,
         settings: Settings,
         clock: Clock = utc_now,
         video: VideoProvider | None = None,
     ) -> None:
-        self.factory = factory
+        self.units = Units.of(units)
         self.settings = settings
         self.clock = clock
         self.video = video or JitsiProvider(settings.jitsi_base_url)
@@ -132,8 +130,8 @@ class ConversationService:
         update_id: str | None,
         profile_timezone: str | None = None,
     ) -> _Stepped | None:
-        async with self.factory() as session, session.begin():
-            repo = Repo(session)
+        async with self.units() as uow:
+            repo = uow.repo
             if update_id is not None and not await repo.mark_processed(platform, update_id):
                 return None
             conversation = await repo.conversation_for_update(platform, chat_id)
@@ -143,7 +141,7 @@ class ConversationService:
             now = self.clock()
             ctx = flow.Ctx(
                 catalog=DbCatalog(
-                    repo,
+                    uow,
                     [timedelta(minutes=m) for m in self.settings.reminder_offsets_minutes],
                     now,
                     timedelta(hours=self.settings.schedule_later_nudge_hours),

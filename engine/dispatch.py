@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from babel.dates import format_timedelta
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import messages as m
 from engine.calendar import (
@@ -45,7 +44,7 @@ from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
 from storage.jobs import Job, JobKind
 from storage.outbox import ClaimedJob
 from storage.records import CourseRecord, IdentityRecord, SessionRecord, SessionStatus, UserRecord
-from storage.repositories import Repo
+from storage.uow import Units, UnitsLike
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        factory: async_sessionmaker[AsyncSession],
+        units: UnitsLike,
         settings: Settings,
         senders: Sequence[ChatSender],
         email: EmailSender | None,
@@ -76,7 +75,7 @@ class Dispatcher:
         """`pacers`: each platform's rate limits; `sign_in_link`: turns a signed payload into
         the URL that opens the chat signed in (a platform's identity, e.g. a Telegram deep
         link), for e-mails' "Manage" buttons; without one they lead to the dashboard."""
-        self.factory = factory
+        self.units = Units.of(units)
         self.settings = settings
         self.senders = {sender.platform: sender for sender in senders}
         self.email = email
@@ -124,7 +123,7 @@ class Dispatcher:
         if what.kind is JobKind.ROOM:
             if now >= end:
                 return Skip("session already over")
-            url = await ensure_room(self.factory, facts.session.id, self.video)
+            url = await ensure_room(self.units, facts.session.id, self.video)
             if url is None:
                 return Skip("session no longer scheduled")
             return await self._chat(facts, recipient, self._starting(facts, recipient, url))
@@ -380,8 +379,8 @@ class Dispatcher:
         return replace(event, sequence=booked.sequence)
 
     async def _facts(self, session_id: int) -> Facts | None:
-        async with self.factory() as db:
-            repo = Repo(db)
+        async with self.units() as uow:
+            repo = uow.repo
             booked = await repo.session_by_id(session_id)
             if booked is None:
                 return None

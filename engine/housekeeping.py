@@ -11,10 +11,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from engine.settings import Settings
-from storage import housekeeping
+from storage.uow import Units, UnitsLike
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +29,33 @@ class Pruned:
 class Housekeeping:
     def __init__(
         self,
-        factory: async_sessionmaker[AsyncSession],
+        units: UnitsLike,
         *,
         processed_updates_keep: timedelta,
         link_uses_keep: timedelta,
         every: timedelta = timedelta(minutes=10),
     ) -> None:
-        self.factory = factory
+        self.units = Units.of(units)
         self.processed_updates_keep = max(processed_updates_keep, REDELIVERY_WINDOW)
         self.link_uses_keep = max(link_uses_keep, timedelta(0))
         self.every = every
         self._next: datetime | None = None
 
     @classmethod
-    def from_settings(
-        cls, factory: async_sessionmaker[AsyncSession], settings: Settings
-    ) -> Housekeeping:
+    def from_settings(cls, units: UnitsLike, settings: Settings) -> Housekeeping:
         return cls(
-            factory,
+            units,
             processed_updates_keep=timedelta(hours=settings.processed_updates_keep_hours),
             link_uses_keep=timedelta(hours=settings.link_uses_keep_hours),
         )
 
     async def prune(self, now: datetime) -> Pruned:
-        async with self.factory() as session, session.begin():
+        async with self.units() as uow:
             pruned = Pruned(
-                await housekeeping.prune_processed_updates(
-                    session, before=now - self.processed_updates_keep
+                await uow.housekeeping.prune_processed_updates(
+                    before=now - self.processed_updates_keep
                 ),
-                await housekeeping.prune_link_uses(
-                    session, expired_before=now - self.link_uses_keep
-                ),
+                await uow.housekeeping.prune_link_uses(expired_before=now - self.link_uses_keep),
             )
         if pruned.processed_updates or pruned.link_uses:
             log.info(

@@ -10,14 +10,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from engine.formatting import format_datetime_long, normalize_locale
 from engine.text import cancel_reason
 from engine.video import VideoProvider
 from storage.jobs import Job
 from storage.records import SessionRecord, SessionStatus
 from storage.repositories import Repo
+from storage.uow import Units, UnitsLike
 
 ROOM_OPENS_BEFORE = timedelta(minutes=10)
 
@@ -128,14 +127,14 @@ async def _scheduled_of(
 
 
 async def join(
-    factory: async_sessionmaker[AsyncSession],
+    units: UnitsLike,
     session_id: int,
     user_id: int,
     now: datetime,
     provider: VideoProvider,
 ) -> RoomReady | TooEarly | Unavailable:
-    async with factory() as db, db.begin():
-        return await join_in(Repo(db), session_id, user_id, now, provider)
+    async with Units.of(units)() as uow:
+        return await join_in(uow.repo, session_id, user_id, now, provider)
 
 
 async def join_in(
@@ -162,12 +161,10 @@ async def join_in(
     return RoomReady(info, url)
 
 
-async def ensure_room(
-    factory: async_sessionmaker[AsyncSession], session_id: int, provider: VideoProvider
-) -> str | None:
+async def ensure_room(units: UnitsLike, session_id: int, provider: VideoProvider) -> str | None:
     """For the session-start reminder: the same room a Join would get; None if not scheduled."""
-    async with factory() as db, db.begin():
-        repo = Repo(db)
+    async with Units.of(units)() as uow:
+        repo = uow.repo
         booked = await repo.session_for_update(session_id)
         if booked is None or booked.status != SessionStatus.SCHEDULED.value:
             return None
@@ -179,15 +176,15 @@ async def ensure_room(
 
 
 async def cancel(
-    factory: async_sessionmaker[AsyncSession],
+    units: UnitsLike,
     session_id: int,
     user_id: int,
     now: datetime,
     cutoff: timedelta,
     reason: str | None = None,
 ) -> Cancelled | TooLate | Unavailable:
-    async with factory() as db, db.begin():
-        return await cancel_in(Repo(db), session_id, user_id, now, cutoff, reason)
+    async with Units.of(units)() as uow:
+        return await cancel_in(uow.repo, session_id, user_id, now, cutoff, reason)
 
 
 async def cancel_in(
@@ -222,14 +219,14 @@ async def cancel_in(
 
 
 async def check_reschedule(
-    factory: async_sessionmaker[AsyncSession],
+    units: UnitsLike,
     session_id: int,
     user_id: int,
     now: datetime,
     cutoff: timedelta,
 ) -> CanReschedule | TooLate | Unavailable:
-    async with factory() as db:
-        return await check_reschedule_in(Repo(db), session_id, user_id, now, cutoff)
+    async with Units.of(units)() as uow:
+        return await check_reschedule_in(uow.repo, session_id, user_id, now, cutoff)
 
 
 async def check_reschedule_in(

@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from engine.clock import utc_now
 from engine.housekeeping import Housekeeping
 from engine.senders import RateLimits
-from storage import outbox
 from storage.db import is_unavailable
 from storage.outbox import ClaimedJob
+from storage.uow import Units, UnitsLike
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +217,7 @@ class Worker:
 
     def __init__(
         self,
-        factory: async_sessionmaker[AsyncSession],
+        units: UnitsLike,
         handler: JobHandler,
         settings: WorkerSettings,
         clock: Callable[[], datetime] = utc_now,
@@ -228,7 +226,7 @@ class Worker:
         chat_key: Callable[[ClaimedJob], str] = session_chat_key,
         housekeeping: Housekeeping | None = None,
     ) -> None:
-        self.factory = factory
+        self.units = Units.of(units)
         self.handler = handler
         self.settings = settings
         self.clock = clock
@@ -240,9 +238,9 @@ class Worker:
     async def run_once(self) -> int:
         """One pass: claim a batch, handle it, record each outcome. Returns the jobs finished."""
         claimed_at = self.clock()
-        async with self.factory() as session, session.begin():
-            jobs = await outbox.claim_due(
-                session, now=claimed_at, limit=self.settings.batch, lease=self.settings.lease
+        async with self.units() as uow:
+            jobs = await uow.outbox.claim_due(
+                now=claimed_at, limit=self.settings.batch, lease=self.settings.lease
             )
         # Past half the lease, stop starting sends: another worker may soon take these jobs.
         deadline = claimed_at + self.settings.lease / 2
@@ -324,17 +322,15 @@ class Worker:
     async def _record(self, job: ClaimedJob, outcome: Outcome) -> None:
         now = self.clock()
         fence = job.attempts
-        async with self.factory() as session, session.begin():
+        async with self.units() as uow:
             if isinstance(outcome, Sent):
-                applied = await outbox.mark_sent(session, job.id, now=now, attempt=fence)
+                applied = await uow.outbox.mark_sent(job.id, now=now, attempt=fence)
             elif isinstance(outcome, Skip):
-                applied = await outbox.mark_skipped(
-                    session, job.id, reason=outcome.reason, attempt=fence
+                applied = await uow.outbox.mark_skipped(
+                    job.id, reason=outcome.reason, attempt=fence
                 )
             elif job.attempts >= self.settings.max_attempts:
-                applied = await outbox.mark_failed(
-                    session, job.id, error=outcome.error, attempt=fence
-                )
+                applied = await uow.outbox.mark_failed(job.id, error=outcome.error, attempt=fence)
                 log.error(
                     "reminder job %s (%s, session %s) failed after %d attempts: %s",
                     job.id,
@@ -351,8 +347,8 @@ class Worker:
                     if outcome.after is not None
                     else backoff(job.attempts, self.settings)
                 )
-                applied = await outbox.retry_later(
-                    session, job.id, at=now + delay, error=outcome.error, attempt=fence
+                applied = await uow.outbox.retry_later(
+                    job.id, at=now + delay, error=outcome.error, attempt=fence
                 )
         if not applied:
             log.warning(
@@ -362,6 +358,6 @@ class Worker:
             )
 
     async def _release(self, jobs: Sequence[ClaimedJob]) -> None:
-        async with self.factory() as session, session.begin():
+        async with self.units() as uow:
             for job in jobs:
-                await outbox.release(session, job.id, attempt=job.attempts)
+                await uow.outbox.release(job.id, attempt=job.attempts)

@@ -28,6 +28,7 @@ from engine.booking import (
 )
 from storage.jobs import Job, JobKind
 from storage.models import AnalyticsEvent, Course, ReminderJob, Session, StudentTeacher
+from storage.uow import UnitOfWork
 from tests.factories import NOW, World, add_teacher, add_user, enroll, make_world
 from tests.locks import backend_pid, waits_for_lock
 
@@ -58,7 +59,9 @@ def request_for(
 
 async def book(factory: Factory, request: BookingRequest) -> Outcome:
     async with factory() as session, session.begin():
-        return await book_session(session, request, reminder_offsets=OFFSETS, now=NOW)
+        return await book_session(
+            UnitOfWork.over(session), request, reminder_offsets=OFFSETS, now=NOW
+        )
 
 
 async def test_a_free_slot_is_booked_with_its_reminders_and_analytics_event(pg: Factory) -> None:
@@ -185,7 +188,9 @@ async def test_a_database_failure_becomes_booking_failed_and_keeps_the_transacti
 
     monkeypatch.setattr(tx, "lock_people", broken)
     async with pg() as session, session.begin():
-        outcome = await book_session(session, request_for(world), reminder_offsets=[], now=NOW)
+        outcome = await book_session(
+            UnitOfWork.over(session), request_for(world), reminder_offsets=[], now=NOW
+        )
         assert outcome == BookingFailed()
         assert await session.scalar(text("SELECT 1")) == 1
 
@@ -343,7 +348,6 @@ async def test_an_st_with_different_buffers_per_course_is_offered_only_bookable_
     pg: Factory,
 ) -> None:
     from engine.catalog import DbCatalog
-    from storage.repositories import Repo
 
     world = await make_world(pg, teachers=1)
     ada = world.teachers[0]
@@ -357,7 +361,7 @@ async def test_an_st_with_different_buffers_per_course_is_offered_only_bookable_
         await enroll(session, other, world.course)
     assert isinstance(await book(pg, request_for(world, student_id=other.id)), Booked)  # 10-11 +30
     async with pg() as session:
-        catalog = DbCatalog(Repo(session), [], NOW)
+        catalog = DbCatalog(UnitOfWork.over(session), [], NOW)
         slots = await catalog.free_slots(
             world.other_course.id, ada.id, world.student.id, SLOT, SLOT + timedelta(hours=3), NOW
         )
@@ -409,7 +413,9 @@ async def test_a_second_booking_waits_for_the_first_ones_lock_and_then_sees_it(
 
     async def first_booking_held_open() -> Outcome:
         async with pg() as session, session.begin():
-            outcome = await book_session(session, request_for(world), reminder_offsets=[], now=NOW)
+            outcome = await book_session(
+                UnitOfWork.over(session), request_for(world), reminder_offsets=[], now=NOW
+            )
             holder.set_result(await backend_pid(session))
             await release.wait()  # locks held, insert not yet committed
             return outcome

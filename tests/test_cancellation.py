@@ -22,6 +22,7 @@ from engine.video import JitsiProvider
 from storage.jobs import Job
 from storage.models import ReminderJob, Session
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.factories import NOW, World, add_user, make_world
 
 Factory = async_sessionmaker[AsyncSession]
@@ -57,7 +58,7 @@ async def booked_world(db: Factory) -> tuple[World, int]:
         for user in (world.student, world.teachers[0]):
             await repo.link_identity(PLATFORM, f"u{user.id}", user.id, f"chat-{user.id}")
         outcome = await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,

@@ -18,6 +18,7 @@ from engine import messages as m
 from engine.booking import BookingRequest, book_session
 from storage.models import AnalyticsEvent, ReminderJob, Session, StudentTeacher
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.chat import Chat
 from tests.factories import NOW, World, add_user, enroll, make_world
 
@@ -47,7 +48,7 @@ async def to_confirm(chat: Chat, world: World) -> None:
 async def book_elsewhere(factory: Factory, world: World, student_id: int, teacher_id: int) -> None:
     async with factory() as session, session.begin():
         await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 course_id=world.course.id,
                 student_id=student_id,

@@ -22,6 +22,7 @@ from bots.telegram.app import build_application
 from bots.worker import build_worker
 from engine.booking import Booked, BookingFailed, BookingRequest, book_session
 from storage.models import ReminderJob, User
+from storage.uow import UnitOfWork
 from tests.channels import eml
 from tests.factories import NOW, make_world
 from tests.fake_telegram import FakeTelegram
@@ -152,7 +153,9 @@ async def test_a_failing_booking_and_a_failing_email_log_no_note_name_or_address
         )
     try:
         async with pg() as session, session.begin():
-            failed = await book_session(session, request, reminder_offsets=offsets, now=NOW)
+            failed = await book_session(
+                UnitOfWork.over(session), request, reminder_offsets=offsets, now=NOW
+            )
         assert failed == BookingFailed()
     finally:
         async with pg() as session, session.begin():
@@ -160,7 +163,9 @@ async def test_a_failing_booking_and_a_failing_email_log_no_note_name_or_address
             await session.execute(text("DROP FUNCTION refuse_sessions()"))
 
     async with pg() as session, session.begin():
-        booked = await book_session(session, request, reminder_offsets=offsets, now=NOW)
+        booked = await book_session(
+            UnitOfWork.over(session), request, reminder_offsets=offsets, now=NOW
+        )
     assert isinstance(booked, Booked)
     worker = build_worker(settings, pg, [], Clock(NOW), email=eml(tmp_path, settings))
     await worker.run_once()

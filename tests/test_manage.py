@@ -12,6 +12,7 @@ from engine import manage
 from engine.booking import Booked, BookingRequest, SlotTaken, book_session
 from engine.video import JitsiProvider
 from storage.models import ReminderJob, Session
+from storage.uow import UnitOfWork
 from tests.factories import NOW, World, add_user, enroll, make_world
 
 Factory = async_sessionmaker[AsyncSession]
@@ -29,7 +30,7 @@ async def book(
 ) -> object:
     async with db() as session, session.begin():
         return await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 student or world.student.id,

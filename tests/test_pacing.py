@@ -24,6 +24,7 @@ from engine.video import JitsiProvider
 from storage.models import ReminderJob
 from storage.outbox import ClaimedJob
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.factories import NOW, make_world
 from tests.test_outbox import FakeTime
 from tests.test_reminders import FRIDAY_10
@@ -113,7 +114,7 @@ async def test_the_dispatcher_pauses_only_the_platform_that_answered_429(pg: Fac
         await repo.link_identity("slack", "U-SAM", world.student.id, "D-SAM")
         await repo.link_identity("telegram", "7003", world.teachers[0].id, "7003")
         outcome = await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,

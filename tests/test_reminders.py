@@ -22,6 +22,7 @@ from engine import manage
 from engine.booking import Booked, BookingRequest, book_session
 from storage.models import ReminderJob
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.channels import eml, resend_to
 from tests.factories import NOW, World, make_world
 from tests.fake_resend import FakeResend
@@ -61,7 +62,7 @@ async def linked_world(
         await repo.link_identity("telegram", str(SAM_TG), world.student.id, str(SAM_TG))
         await repo.link_identity("telegram", str(ADA_TG), world.teachers[0].id, str(ADA_TG))
         outcome = await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,
@@ -350,7 +351,7 @@ async def test_manage_in_telegram_from_the_email_links_the_chat_and_opens_mysess
     world = await make_world(pg)
     async with pg() as session, session.begin():
         outcome = await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,

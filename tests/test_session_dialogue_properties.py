@@ -31,6 +31,7 @@ from engine.settings import Settings
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Conversation, Session
+from storage.uow import UnitOfWork
 from tests.factories import NOW, add_user, enroll, make_world
 
 T = TypeVar("T")
@@ -83,7 +84,7 @@ async def _play(data: st.DataObject, db: Any) -> None:
         start = NOW.replace(day=27, hour=hour)
         async with db() as session, session.begin():
             booked = await book_session(
-                session,
+                UnitOfWork.over(session),
                 BookingRequest(
                     world.course.id,
                     student,

@@ -20,6 +20,7 @@ from engine.conversation import ConversationService
 from engine.manage import manage_data
 from engine.settings import Settings
 from storage.models import Session
+from storage.uow import UnitOfWork
 from tests.chat import Chat, plain
 from tests.factories import NOW, World, make_world
 from tests.test_flow import to_confirm
@@ -65,7 +66,7 @@ async def _book(db: Factory, world: World, start_hour: int = 10) -> int:
     async with db() as session, session.begin():
         start = NOW.replace(day=27, hour=start_hour)
         outcome = await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import flow
 from engine.booking import BookingRequest, book_session
+from storage.uow import UnitOfWork
 from tests.chat import Chat
 from tests.factories import NOW, add_teacher, add_user, enroll, make_world
 
@@ -47,7 +48,7 @@ async def _campus(db: Factory, sts: int) -> tuple[Chat, int]:
         async with db() as session, session.begin():
             start = NOW.replace(hour=9) + timedelta(days=2 + i % 5)
             await book_session(
-                session,
+                UnitOfWork.over(session),
                 BookingRequest(
                     world.course.id,
                     student.id,

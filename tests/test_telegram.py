@@ -34,6 +34,7 @@ from engine.links import LinkClaims, sign
 from engine.settings import Settings
 from storage.models import ChatIdentity, Session, StudentTeacher
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.channels import eml
 from tests.chat import plain
 from tests.factories import NOW, World, add_user, enroll, make_world
@@ -304,7 +305,7 @@ async def test_another_session_at_that_time_is_a_booking_conflict(
     async with pg() as session, session.begin():  # meanwhile, on the web, with Bob at 10:30
         start = NOW.replace(day=27, hour=10, minute=30)
         await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,

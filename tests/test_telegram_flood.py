@@ -15,6 +15,7 @@ from bots.worker import build_worker
 from engine.booking import Booked, BookingRequest, book_session
 from storage.models import ReminderJob
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.channels import eml
 from tests.factories import NOW, add_teacher, make_world
 from tests.fake_telegram import FakeTelegram
@@ -63,7 +64,7 @@ async def test_the_worker_waits_out_a_429_for_a_chat_over_its_flood_limit(
             "telegram", str(ADA_TG), world.teachers[0].id, str(ADA_TG)
         )
         booked = await book_session(
-            session,
+            UnitOfWork.over(session),
             BookingRequest(
                 world.course.id,
                 world.student.id,
