@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.booking import BookingRequest, book_session
-from engine.slots import Interval, SlotRules, WeeklyRule, day_bounds_utc, free_slots
+from engine.chat.slots import Interval, SlotRules, WeeklyRule, day_bounds_utc, free_slots
 from storage.booking_tx import ANALYTICS, BookingRow, book, book_in_session
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade

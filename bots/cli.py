@@ -16,10 +16,10 @@ from bots.email.settings import get_email_settings
 from bots.logs import configure_logging
 from bots.platforms import enabled_platforms, platform_secrets
 from engine.accounts import Accounts
-from engine.conversation import ConversationService, utc_now
-from engine.formatting import normalize_locale
+from engine.chat.conversation import ConversationService, utc_now
+from engine.chat.formatting import normalize_locale
+from engine.followup.notify import EmailSender
 from engine.links import SOURCES
-from engine.notify import EmailSender
 from engine.settings import MIN_LINK_SECRET_BYTES, Settings, get_settings, insecure_defaults
 from storage.db import make_engine, make_sessionmaker
 from storage.demo_data import load_demo

@@ -15,11 +15,11 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
-from engine import flow
-from engine import messages as m
-from engine.conversation import ConversationService, DatabaseBusy, DatabaseUnavailable
-from engine.formatting import format_day_short
-from engine.screens import Button, Kind, Screen
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.conversation import ConversationService, DatabaseBusy, DatabaseUnavailable
+from engine.chat.formatting import format_day_short
+from engine.chat.screens import Button, Kind, Screen
 
 PLATFORM = "console"
 HELP = (

@@ -17,7 +17,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.senders import ChatSender, RateLimits
+from engine.followup.senders import ChatSender, RateLimits
 from engine.settings import Settings
 
 __all__ = ["Platform", "PlatformProvider", "RateLimits"]

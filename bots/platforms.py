@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform, PlatformProvider
 from bots.telegram.platform import TELEGRAM
-from engine.reminders import utc_now
+from engine.followup.reminders import utc_now
 from engine.settings import Settings
 
 PLATFORMS: dict[str, PlatformProvider] = {

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform
 from bots.worker import build_worker
-from engine.notify import EmailSender
-from engine.reminders import utc_now
+from engine.followup.notify import EmailSender
+from engine.followup.reminders import utc_now
 from engine.settings import Settings, insecure_defaults
 
 log = logging.getLogger(__name__)

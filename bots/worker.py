@@ -13,12 +13,12 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform
-from engine.dispatch import Dispatcher
-from engine.housekeeping import Housekeeping
-from engine.notify import EmailSender
-from engine.reminders import Pacers, Worker, WorkerSettings, utc_now
+from engine.followup.dispatch import Dispatcher
+from engine.followup.housekeeping import Housekeeping
+from engine.followup.notify import EmailSender
+from engine.followup.reminders import Pacers, Worker, WorkerSettings, utc_now
+from engine.followup.video import JitsiProvider
 from engine.settings import Settings
-from engine.video import JitsiProvider
 
 
 def build_worker(

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine.slots import day_bounds_utc
+from engine.chat.slots import day_bounds_utc
 from storage.booking_tx import BookingRequest as BookingRequest  # one definition, re-exported
 from storage.booking_tx import FailureReason
 from storage.booking_tx import RefusalFacts as RefusalFacts  # re-exported for the rule's callers

@@ -1,8 +1,8 @@
 """Screenshots of the confirmation e-mail at desktop (600 px) and phone (375 px) widths.
 
-Renders the real template (`engine.notify.render_confirmation`) with sample data and photographs
-it with headless Chromium (Debian's `chromium`), so a change to the layout can be looked at
-before it reaches anyone's inbox. Not part of CI. Usage, from the checkout:
+Renders the real template (`engine.followup.notify.render_confirmation`) with sample data
+and photographs it with headless Chromium (Debian's `chromium`), so a change to the layout can
+be looked at before it reaches anyone's inbox. Not part of CI. Usage, from the checkout:
 
     .venv/bin/python scripts/email_screenshots.py [--out docs] [--chromium /usr/bin/chromium]
 """
@@ -19,16 +19,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bots.telegram.links import deep_link
-from engine.calendar import (
+from engine.chat.formatting import format_datetime_long
+from engine.followup.calendar import (
     CalendarEvent,
     google_calendar_url,
     ics,
     organizer_of,
     outlook_calendar_url,
 )
-from engine.formatting import format_datetime_long
+from engine.followup.notify import render_confirmation
 from engine.links import ManageClaims, manage_link_expiry, sign_manage
-from engine.notify import render_confirmation
 
 START = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 WIDTHS = (600, 375)

@@ -118,7 +118,7 @@ class BookingRequest:
 
 DayBounds = Callable[[date, str], tuple[datetime, datetime]]
 """(local date, IANA zone) -> [start, end) of that day in UTC: the engine's rule
-(`engine.slots.day_bounds_utc`), so the per-day limit counts the same day the slots show."""
+(`engine.chat.slots.day_bounds_utc`), so the per-day limit counts the same day the slots show."""
 
 
 @dataclass(frozen=True)

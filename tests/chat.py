@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine import flow
-from engine.conversation import ConversationService
-from engine.screens import Button, Placement, Screen
+from engine.chat import flow
+from engine.chat.conversation import ConversationService
+from engine.chat.screens import Button, Placement, Screen
 from engine.settings import Settings
 from tests.factories import NOW
 

@@ -1,4 +1,4 @@
-"""An in-memory `engine.flow.Catalog`: a tiny campus, real slot math, the booking rules, no I/O.
+"""An in-memory `engine.chat.flow.Catalog`: a tiny campus, real slot math, the booking rules.
 
 Booking mirrors `DbCatalog.book` plus the transaction in `storage/booking_tx.py`: enrolment, an
 active ST, the slot still offered by the ST's hours (availability, notice, horizon, per-day
@@ -22,8 +22,8 @@ from engine.booking import (
     ScheduledLater,
     refusal,
 )
-from engine.slots import Interval, SlotRules, WeeklyRule, free_slots
-from engine.views import CourseInfo, TeacherInfo
+from engine.chat.slots import Interval, SlotRules, WeeklyRule, free_slots
+from engine.chat.views import CourseInfo, TeacherInfo
 
 STUDENT = 100  # the viewer of the property tests
 OTHER_STUDENT = 101

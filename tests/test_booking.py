@@ -347,7 +347,7 @@ async def test_a_person_is_busy_in_both_roles(pg: Factory) -> None:
 async def test_an_st_with_different_buffers_per_course_is_offered_only_bookable_slots(
     pg: Factory,
 ) -> None:
-    from engine.catalog import DbCatalog
+    from engine.chat.catalog import DbCatalog
 
     world = await make_world(pg, teachers=1)
     ada = world.teachers[0]

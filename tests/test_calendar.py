@@ -12,7 +12,8 @@ import icalendar
 import pytest
 import vobject
 
-from engine.calendar import (
+from engine.chat.views import CourseInfo, TeacherInfo, Viewer, calendar_event
+from engine.followup.calendar import (
     PRODID,
     CalendarEvent,
     google_calendar_url,
@@ -21,7 +22,6 @@ from engine.calendar import (
     outlook_calendar_url,
 )
 from engine.settings import Settings
-from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

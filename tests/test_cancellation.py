@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine import manage
 from engine.booking import Booked, BookingRequest, book_session
-from engine.dispatch import Dispatcher
-from engine.notify import EmailContent
-from engine.reminders import Worker, WorkerSettings
-from engine.senders import OutMessage
+from engine.chat.text import CANCEL_REASON_MAX_CHARS
+from engine.followup import manage
+from engine.followup.dispatch import Dispatcher
+from engine.followup.notify import EmailContent
+from engine.followup.reminders import Worker, WorkerSettings
+from engine.followup.senders import OutMessage
+from engine.followup.video import JitsiProvider
 from engine.settings import Settings
-from engine.text import CANCEL_REASON_MAX_CHARS
-from engine.video import JitsiProvider
 from storage.jobs import Job
 from storage.models import ReminderJob, Session
 from storage.repositories import Repo

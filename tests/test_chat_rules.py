@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine import flow
-from engine import messages as m
-from engine.dates import ParsedDate, example_day, parse_day
-from engine.formatting import timezone_note
-from engine.text import clean_text
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.dates import ParsedDate, example_day, parse_day
+from engine.chat.formatting import timezone_note
+from engine.chat.text import clean_text
 from storage.models import AnalyticsEvent, Session
 from tests.chat import Chat
 from tests.factories import NOW, make_world

@@ -16,8 +16,8 @@ import icalendar
 import pytest
 
 from bots import console
-from engine import messages as m
-from engine.conversation import ConversationService
+from engine.chat import messages as m
+from engine.chat.conversation import ConversationService
 from engine.links import verify
 from engine.settings import Settings
 from storage.db import make_engine, make_sessionmaker

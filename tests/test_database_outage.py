@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots import console
-from engine import messages as m
-from engine.conversation import ConversationService, utc_now
+from engine.chat import messages as m
+from engine.chat.conversation import ConversationService, utc_now
 from engine.settings import Settings
 from storage.db import make_engine, make_sessionmaker
 from storage.demo_data import load_demo

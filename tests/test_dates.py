@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.dates import MAX_INPUT_CHARS, DateParseError, ParsedDate, parse_day
+from engine.chat.dates import MAX_INPUT_CHARS, DateParseError, ParsedDate, parse_day
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 LATE = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)

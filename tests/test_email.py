@@ -27,9 +27,9 @@ from babel.dates import format_time
 from markupsafe import escape
 
 from bots.email.senders import OutboxFolderSender, ResendSender
-from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
-from engine.formatting import format_datetime_long
-from engine.notify import (
+from engine.chat.formatting import format_datetime_long
+from engine.followup.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
+from engine.followup.notify import (
     EmailContent,
     EmailError,
     EmailSender,
@@ -597,7 +597,7 @@ async def test_outbox_survives_hostile_names(tmp_path: Path) -> None:
 
 
 def test_the_reminder_email_escapes_names_and_says_when() -> None:
-    from engine.notify import render_reminder
+    from engine.followup.notify import render_reminder
 
     content = render_reminder(
         recipient_name="Sam <script>",

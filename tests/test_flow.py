@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import storage.booking_tx as tx
-from engine import messages as m
 from engine.booking import BookingRequest, book_session
+from engine.chat import messages as m
 from storage.models import AnalyticsEvent, ReminderJob, Session, StudentTeacher
 from storage.repositories import Repo
 from storage.uow import UnitOfWork
@@ -306,7 +306,7 @@ async def test_book_session_from_before_going_back_has_expired_even_on_the_confi
 
 
 def flow_press(data: str) -> Any:
-    from engine.flow import Press
+    from engine.chat.flow import Press
 
     return Press(data)
 

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as record
 from hypothesis import strategies as st
 
-from engine import messages as m
 from engine.booking import (
     Booked,
     BookingRequest,
@@ -31,7 +30,8 @@ from engine.booking import (
     StudentConflict,
     STUnavailable,
 )
-from engine.flow import (
+from engine.chat import messages as m
+from engine.chat.flow import (
     ALLOWED,
     HANDLERS,
     Cancel,
@@ -44,10 +44,10 @@ from engine.flow import (
     Step,
     Text,
 )
-from engine.flow import apply as flow_apply
-from engine.flow import render as flow_render
-from engine.screens import MAX_ACTION_BYTES, QUICK_OPTIONS, Action, Kind, Screen, decode
-from engine.views import Viewer
+from engine.chat.flow import apply as flow_apply
+from engine.chat.flow import render as flow_render
+from engine.chat.screens import MAX_ACTION_BYTES, QUICK_OPTIONS, Action, Kind, Screen, decode
+from engine.chat.views import Viewer
 from tests.fake_catalog import OTHER_STUDENT, SCHEDULED, STUDENT, UNSCHEDULED, FakeCatalog
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # a Wednesday morning

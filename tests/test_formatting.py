@@ -16,7 +16,7 @@ from babel import Locale
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.formatting import (
+from engine.chat.formatting import (
     first_weekday,
     format_datetime_long,
     format_day,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine import manage
 from engine.booking import Booked, BookingRequest, SlotTaken, book_session
-from engine.video import JitsiProvider
+from engine.followup import manage
+from engine.followup.video import JitsiProvider
 from storage.models import ReminderJob, Session
 from storage.uow import UnitOfWork
 from tests.factories import NOW, World, add_user, enroll, make_world

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Row, Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from engine.reminders import (
+from engine.followup.reminders import (
     ClaimedJob,
     JobHandler,
     Outcome,
@@ -307,7 +307,7 @@ async def test_retry_without_after_backs_off_exponentially_then_fails(
         clock.now = row.due_at
     assert waits == [30, 60, 120, 120]
 
-    with caplog.at_level(logging.ERROR, logger="engine.reminders"):
+    with caplog.at_level(logging.ERROR, logger="engine.followup.reminders"):
         assert await worker.run_once() == 1
     row = (await job_rows(pg))[job_id]
     assert (row.status, row.attempts, row.last_error) == ("failed", 5, "timeout #5")
@@ -353,7 +353,7 @@ async def test_a_handler_exception_is_retried_with_backoff_and_the_worker_keeps_
         return Sent()
 
     worker = Worker(pg, flaky, WorkerSettings(idle_sleep=0.01, jitter=0), clock)
-    with caplog.at_level(logging.ERROR, logger="engine.reminders"):
+    with caplog.at_level(logging.ERROR, logger="engine.followup.reminders"):
         task = asyncio.create_task(worker.run_forever(stop))
         for _ in range(200):
             if (await job_rows(pg))[job_id].last_error:
@@ -433,7 +433,7 @@ async def test_a_slow_worker_cannot_overwrite_the_worker_that_reclaimed_its_job(
     fast: list[int] = []
     assert await Worker(pg, sends_into(fast), WorkerSettings(), clock).run_once() == 1
     release.set()
-    with caplog.at_level(logging.WARNING, logger="engine.reminders"):
+    with caplog.at_level(logging.WARNING, logger="engine.followup.reminders"):
         assert await slow == 1
     row = (await job_rows(pg))[job_id]
     assert (fast, row.status, row.last_error, row.attempts) == ([job_id], "sent", None, 2)

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.telegram.platform import LIMITS as TELEGRAM_LIMITS
 from engine.booking import Booked, BookingRequest, book_session
-from engine.dispatch import Dispatcher
-from engine.reminders import Pacers, Retry, Sent
-from engine.senders import OutMessage, RateLimits, SendError
+from engine.followup.dispatch import Dispatcher
+from engine.followup.reminders import Pacers, Retry, Sent
+from engine.followup.senders import OutMessage, RateLimits, SendError
+from engine.followup.video import JitsiProvider
 from engine.settings import Settings
-from engine.video import JitsiProvider
 from storage.models import ReminderJob
 from storage.outbox import ClaimedJob
 from storage.repositories import Repo

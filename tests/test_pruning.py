@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.worker import build_worker
 from engine.accounts import Accounts
-from engine.housekeeping import Housekeeping
+from engine.followup.housekeeping import Housekeeping
 from engine.links import LinkClaims, LinkError, sign
 from engine.settings import Settings
 from storage.models import LinkUse, ProcessedUpdate

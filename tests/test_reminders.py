@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.worker import build_worker
-from engine import manage
 from engine.booking import Booked, BookingRequest, book_session
+from engine.followup import manage
 from storage.models import ReminderJob
 from storage.repositories import Repo
 from storage.uow import UnitOfWork

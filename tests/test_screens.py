@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.screens import MAX_ACTION_BYTES, QUICK_OPTIONS, Action, Kind, decode
+from engine.chat.screens import MAX_ACTION_BYTES, QUICK_OPTIONS, Action, Kind, decode
 
 ARGS = {
     Kind.PICK_COURSE: st.integers(1, 10**9 - 1).map(str),

@@ -19,7 +19,7 @@ from bots.server import ServerSettings, build_web_app, serve
 from bots.telegram.app import WEBHOOK_PATH, build_application
 from bots.telegram.platform import telegram_platform
 from bots.telegram.settings import get_telegram_settings
-from engine.senders import OutMessage, RateLimits
+from engine.followup.senders import OutMessage, RateLimits
 from engine.settings import Settings
 from tests.channels import eml
 from tests.factories import NOW, make_world

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from engine import flow
-from engine import messages as m
 from engine.booking import Booked, BookingRequest, book_session
-from engine.conversation import ConversationService
-from engine.manage import OPS, manage_data
-from engine.screens import Placement
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.conversation import ConversationService
+from engine.chat.screens import Placement
+from engine.followup.manage import OPS, manage_data
 from engine.settings import Settings
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade

@@ -13,11 +13,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots import console
-from engine import flow
-from engine import messages as m
 from engine.booking import Booked, BookingRequest, book_session
-from engine.conversation import ConversationService
-from engine.manage import manage_data
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.conversation import ConversationService
+from engine.followup.manage import manage_data
 from engine.settings import Settings
 from storage.models import Session
 from storage.uow import UnitOfWork

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.slots import (
+from engine.chat.slots import (
     DateOverride,
     Interval,
     SlotRules,

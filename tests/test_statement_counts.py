@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from engine import flow
 from engine.booking import BookingRequest, book_session
+from engine.chat import flow
 from storage.uow import UnitOfWork
 from tests.chat import Chat
 from tests.factories import NOW, add_teacher, add_user, enroll, make_world

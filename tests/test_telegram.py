@@ -28,8 +28,8 @@ from bots.telegram.app import (
 )
 from bots.telegram.platform import telegram_platform
 from bots.telegram.settings import TelegramSettings
-from engine import messages as m
 from engine.booking import BookingRequest, book_session
+from engine.chat import messages as m
 from engine.links import LinkClaims, sign
 from engine.settings import Settings
 from storage.models import ChatIdentity, Session, StudentTeacher

@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bots.telegram.app import register_commands
-from engine import messages as m
-from engine.manage import manage_data
+from engine.chat import messages as m
+from engine.followup.manage import manage_data
 from storage.models import ChatIdentity
 from tests.factories import add_user, enroll
 from tests.fake_telegram import FakeTelegram
@@ -256,7 +256,7 @@ async def test_a_slower_process_does_not_draw_an_older_screen_over_a_newer_one(
     from types import SimpleNamespace
 
     from bots.telegram.frontend import TelegramFrontEnd
-    from engine.screens import Screen
+    from engine.chat.screens import Screen
     from tests.test_telegram import settings_for
 
     world = await make_world(pg)

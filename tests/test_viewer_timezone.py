@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine import flow
-from engine.formatting import viewer_timezone
-from engine.screens import Screen
+from engine.chat import flow
+from engine.chat.formatting import viewer_timezone
+from engine.chat.screens import Screen
 from storage.models import User
 from tests.chat import Chat, plain
 from tests.factories import make_world

@@ -23,7 +23,7 @@ from resend.exceptions import NoContentError, ResendError
 from resend.http_client_async import AsyncHTTPClient
 
 from bots.email.settings import EmailSettings
-from engine.notify import EmailContent, EmailError, EmailSender, one_line
+from engine.followup.notify import EmailContent, EmailError, EmailSender, one_line
 
 __all__ = ["OutboxFolderSender", "ResendSender", "email_sender"]
 

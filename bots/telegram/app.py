@@ -20,7 +20,7 @@ from telegram.ext import AIORateLimiter, Application
 from bots.server import wait_for_stop, web_app
 from bots.telegram.frontend import COMMANDS, TelegramApp, TelegramFrontEnd
 from bots.telegram.settings import TelegramSettings
-from engine.conversation import utc_now
+from engine.chat.conversation import utc_now
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -33,12 +33,12 @@ from telegram.ext import (
 )
 
 from bots.telegram import render
-from engine import flow
-from engine import messages as m
 from engine.accounts import UNLINK_NO, UNLINK_YES, Accounts, AlreadyLinked
-from engine.conversation import ConversationService, database_unavailable, utc_now
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.conversation import ConversationService, database_unavailable, utc_now
+from engine.chat.screens import Kind, Placement, Screen, decode
 from engine.links import LinkError, ManageClaims
-from engine.screens import Kind, Placement, Screen, decode
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from bots.telegram.frontend import PLATFORM, TelegramApp
 from bots.telegram.links import deep_link
 from bots.telegram.sender import TelegramSender
 from bots.telegram.settings import TelegramSettings, get_telegram_settings
-from engine.senders import RateLimits
+from engine.followup.senders import RateLimits
 from engine.settings import Settings
 
 LIMITS = RateLimits(per_second=30.0, per_chat_interval=1.0)

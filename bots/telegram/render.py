@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from engine.screens import Action, Button, Card, Kind, Screen
+from engine.chat.screens import Action, Button, Card, Kind, Screen
 
 STRIKE = "\u0336"  # combining long stroke: inert calendar days stay visible but look crossed out
 BLANK = "·"  # Telegram refuses buttons with empty text

@@ -7,7 +7,7 @@ from datetime import timedelta
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from engine.senders import OutButton, OutMessage, SendError
+from engine.followup.senders import OutButton, OutMessage, SendError
 
 
 def _button(button: OutButton) -> InlineKeyboardButton:

@@ -15,18 +15,18 @@ from datetime import datetime, timedelta
 
 from babel.dates import format_timedelta
 
-from engine import messages as m
-from engine.calendar import (
+from engine.chat import messages as m
+from engine.chat.formatting import format_datetime_long, normalize_locale, viewer_timezone
+from engine.chat.views import CourseInfo, TeacherInfo, Viewer, calendar_event
+from engine.followup.calendar import (
     CalendarEvent,
     google_calendar_url,
     ics,
     organizer_of,
     outlook_calendar_url,
 )
-from engine.formatting import format_datetime_long, normalize_locale, viewer_timezone
-from engine.links import ManageClaims, manage_link_expiry, sign_manage
-from engine.manage import ensure_room, manage_data
-from engine.notify import (
+from engine.followup.manage import ensure_room, manage_data
+from engine.followup.notify import (
     EmailContent,
     EmailError,
     EmailSender,
@@ -35,12 +35,12 @@ from engine.notify import (
     render_confirmation,
     render_reminder,
 )
-from engine.reminders import Outcome, Pacers, Retry, Sent, Skip, error_summary
-from engine.senders import ChatSender, OutButton, OutMessage, SendError
+from engine.followup.reminders import Outcome, Pacers, Retry, Sent, Skip, error_summary
+from engine.followup.senders import ChatSender, OutButton, OutMessage, SendError
+from engine.followup.st_notice import booking_text
+from engine.followup.video import VideoProvider
+from engine.links import ManageClaims, manage_link_expiry, sign_manage
 from engine.settings import Settings
-from engine.st_notice import booking_text
-from engine.video import VideoProvider
-from engine.views import CourseInfo, TeacherInfo, Viewer, calendar_event
 from storage.jobs import Job, JobKind
 from storage.outbox import ClaimedJob
 from storage.records import CourseRecord, IdentityRecord, SessionRecord, SessionStatus, UserRecord

@@ -18,8 +18,8 @@ from engine.booking import (
     book_session,
     refusal,
 )
-from engine.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
-from engine.views import CourseInfo, TeacherInfo
+from engine.chat.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
+from engine.chat.views import CourseInfo, TeacherInfo
 from storage.jobs import Job
 from storage.records import CourseRecord, TeacherCard
 from storage.uow import UnitOfWork

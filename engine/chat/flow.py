@@ -14,8 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from engine import messages as m
-from engine import views
 from engine.booking import (
     Booked,
     BookingFailed,
@@ -29,13 +27,15 @@ from engine.booking import (
     StudentConflict,
     STUnavailable,
 )
-from engine.calendar import organizer_of
-from engine.dates import DateParseError, example_day, parse_day
-from engine.formatting import first_weekday, format_day
-from engine.screens import Action, Kind, Screen, decode
-from engine.slots import day_bounds_utc, days_with_slots
-from engine.text import clean_text
-from engine.views import CourseInfo, TeacherInfo, Viewer
+from engine.chat import messages as m
+from engine.chat import views
+from engine.chat.dates import DateParseError, example_day, parse_day
+from engine.chat.formatting import first_weekday, format_day
+from engine.chat.screens import Action, Kind, Screen, decode
+from engine.chat.slots import day_bounds_utc, days_with_slots
+from engine.chat.text import clean_text
+from engine.chat.views import CourseInfo, TeacherInfo, Viewer
+from engine.followup.calendar import organizer_of
 from storage.records import NOTE_MAX_CHARS
 
 

@@ -17,7 +17,7 @@ from babel import Locale
 from babel import dates as babel_dates
 from babel.core import get_global
 
-from engine.slots import day_bounds_utc
+from engine.chat.slots import day_bounds_utc
 
 __all__ = [
     "first_weekday",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine import messages as m
-from engine.formatting import format_datetime_long, normalize_locale
+from engine.chat import messages as m
+from engine.chat.formatting import format_datetime_long, normalize_locale
 from storage.records import CourseRecord, SessionRecord, UserRecord
 
 

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine.formatting import format_datetime_long, normalize_locale
-from engine.text import cancel_reason
-from engine.video import VideoProvider
+from engine.chat.formatting import format_datetime_long, normalize_locale
+from engine.chat.text import cancel_reason
+from engine.followup.video import VideoProvider
 from storage.jobs import Job
 from storage.records import SessionRecord, SessionStatus
 from storage.repositories import Repo

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from engine import messages as m
-from engine.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
-from engine.formatting import (
+from engine.chat import messages as m
+from engine.chat.formatting import (
     first_weekday,
     format_datetime_long,
     format_day,
@@ -19,7 +18,8 @@ from engine.formatting import (
     timezone_note,
     weekday_initials,
 )
-from engine.screens import Action, Attachment, Button, Card, Kind, Screen
+from engine.chat.screens import Action, Attachment, Button, Card, Kind, Screen
+from engine.followup.calendar import CalendarEvent, google_calendar_url, ics, outlook_calendar_url
 
 SLOTS_PER_ROW = 3
 

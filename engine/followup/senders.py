@@ -13,7 +13,7 @@ from typing import Protocol
 @dataclass(frozen=True)
 class OutButton:
     label: str
-    data: str | None = None  # pressed: comes back to the bot (engine.manage button data)
+    data: str | None = None  # pressed: comes back to the bot (engine.followup.manage button data)
     url: str | None = None
 
 

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from engine.clock import utc_now
-from engine.housekeeping import Housekeeping
-from engine.senders import RateLimits
+from engine.followup.housekeeping import Housekeeping
+from engine.followup.senders import RateLimits
 from storage.db import is_unavailable
 from storage.outbox import ClaimedJob
 from storage.uow import Units, UnitsLike

@@ -21,7 +21,7 @@ from dateparser.data.languages_info import (  # type: ignore[import-untyped, unu
     language_order,
 )
 
-from engine.formatting import normalize_locale
+from engine.chat.formatting import normalize_locale
 
 __all__ = ["DateParseError", "ParsedDate", "example_day", "parse_day"]
 

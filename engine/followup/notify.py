@@ -19,8 +19,8 @@ from icalendar import Calendar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from engine import messages as m
 from engine.addresses import check_address
+from engine.chat import messages as m
 
 __all__ = [
     "TEMPLATES_DIR",
@@ -34,7 +34,7 @@ __all__ = [
     "render_reminder",
 ]
 
-TEMPLATES_DIR = Path(__file__).parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).parents[2] / "templates"
 CANCELLED_TITLE = "Session cancelled"
 REMINDER_TITLE = "Session reminder"
 # Line breaks and tabs only: babel puts no-break spaces (U+202F before "AM") in times, and the

@@ -11,15 +11,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from engine import flow, session_dialogue
-from engine.catalog import DbCatalog
+from engine.chat import flow, session_dialogue
+from engine.chat.catalog import DbCatalog
+from engine.chat.formatting import normalize_locale, viewer_timezone
+from engine.chat.screens import Screen
+from engine.chat.views import Viewer
 from engine.clock import utc_now as utc_now  # re-exported: front ends import it from here
-from engine.formatting import normalize_locale, viewer_timezone
-from engine.manage import parse_manage
-from engine.screens import Screen
+from engine.followup.manage import parse_manage
+from engine.followup.video import JitsiProvider, VideoProvider
 from engine.settings import Settings
-from engine.video import JitsiProvider, VideoProvider
-from engine.views import Viewer
 from storage.db import is_busy, is_unavailable
 from storage.uow import Units, UnitsLike
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine import flow, manage
-from engine import messages as m
-from engine.formatting import format_datetime_long, normalize_locale
-from engine.manage import manage_data
-from engine.screens import Button, Placement, Screen
-from engine.video import VideoProvider
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.formatting import format_datetime_long, normalize_locale
+from engine.chat.screens import Button, Placement, Screen
+from engine.followup import manage
+from engine.followup.manage import manage_data
+from engine.followup.video import VideoProvider
 from storage.repositories import Repo
 
 
