@@ -9,10 +9,6 @@ from engine.links import LinkClaims, LinkError, ManageClaims, sign, verify_any
 from engine.settings import Settings
 from storage.uow import Units, UnitsLike
 
-# Button data of /unlink's question; apart from wizard and session data ("L" starts neither).
-UNLINK_YES = "L:y"
-UNLINK_NO = "L:n"
-
 
 class AlreadyLinked(LinkError):
     """The chat account already belongs to another platform user; it is not moved silently."""
@@ -62,22 +58,6 @@ class Accounts:
                 raise LinkError("used")
             await repo.link_identity(platform, external_id, claims.user_id, chat_id)
         return claims
-
-    async def linked_name(self, platform: str, external_id: str) -> str | None:
-        """The name of the user this chat account is linked to (for /unlink's question)."""
-        async with self.units() as uow:
-            repo = uow.repo
-            found = await repo.identity(platform, external_id)
-            user = await repo.user(found.user_id) if found else None
-            return user.name if user else None
-
-    async def unlink(self, platform: str, external_id: str) -> str | None:
-        """Remove the link; the name it was linked to, or None when it was not linked."""
-        async with self.units() as uow:
-            repo = uow.repo
-            user_id = await repo.unlink_identity(platform, external_id)
-            user = await repo.user(user_id) if user_id is not None else None
-            return user.name if user else None
 
     async def newer_than(self, platform: str, chat_id: str, nonce: int) -> bool:
         """Whether the conversation moved past this screen's nonce: a slower process must not

@@ -358,15 +358,20 @@ class Repo:
         await self.session.flush()
         return record(IdentityRecord, found)
 
-    async def unlink_identity(self, platform: str, external_id: str) -> int | None:
-        """Remove the link; the user it belonged to, or None when there was none."""
-        found = await self._identity(platform, external_id)
+    async def unlink_chat(self, platform: str, chat_id: str, user_id: int) -> bool:
+        """Remove this chat's link to this user; False when there was none (already unlinked)."""
+        found = await self.session.scalar(
+            select(ChatIdentity).where(
+                ChatIdentity.platform == platform,
+                ChatIdentity.chat_id == chat_id,
+                ChatIdentity.user_id == user_id,
+            )
+        )
         if found is None:
-            return None
-        user_id = found.user_id
+            return False
         await self.session.delete(found)
         await self.session.flush()
-        return user_id
+        return True
 
     async def claim_link(
         self, digest: str, platform: str, external_id: str, expires_at: datetime

@@ -207,3 +207,24 @@ async def test_a_crash_between_loading_and_booking_is_recovered_by_the_next_even
         assert recovered.step == "confirm" and recovered.notice == m.BOOKING_INTERRUPTED
         again = await chat.press("Book Session")
         assert again.step == "success"
+
+
+async def test_the_terminal_chat_unlinks_only_after_asking(db: Factory) -> None:
+    """/unlink is an engine dialogue too: the terminal chat gets the same question."""
+    from sqlalchemy import func
+
+    from storage.models import ChatIdentity
+
+    world = await make_world(db)
+    async with db() as session, session.begin():
+        session.add(
+            ChatIdentity(
+                platform="console", external_id="me", user_id=world.student.id, chat_id="demo"
+            )
+        )
+    out = await converse(db, world, ["/unlink", f"#{m.KEEP_LINKED}", "/unlink", f"#{m.YES_UNLINK}"])
+    assert m.UNLINK_CONFIRM.format(name="Sam Student") in out
+    assert m.STAYS_LINKED.format(name="Sam Student") in out
+    assert m.UNLINKED.format(name="Sam Student") in out
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(ChatIdentity)) == 0

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     BotCommand,
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
     Update,
@@ -33,7 +32,7 @@ from telegram.ext import (
 )
 
 from bots.telegram import render
-from engine.accounts import UNLINK_NO, UNLINK_YES, Accounts, AlreadyLinked
+from engine.accounts import Accounts, AlreadyLinked
 from engine.chat import flow
 from engine.chat import messages as m
 from engine.chat.conversation import ConversationService, database_unavailable, utc_now
@@ -132,39 +131,7 @@ class TelegramFrontEnd:
         await self._say(context, update.effective_chat.id, m.HELP)
 
     async def unlink(self, update: Update, context: Context) -> None:
-        """/unlink asks first: unlinking stops reminders in this chat."""
-        tg_user, chat = update.effective_user, update.effective_chat
-        assert tg_user is not None and chat is not None
-        name = await self.accounts.linked_name(PLATFORM, str(tg_user.id))
-        if name is None:
-            await self._say(context, chat.id, m.NOT_LINKED)
-            return
-        keyboard = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(m.YES_UNLINK, callback_data=UNLINK_YES),
-                    InlineKeyboardButton(m.KEEP_LINKED, callback_data=UNLINK_NO),
-                ]
-            ]
-        )
-        await context.bot.send_message(
-            chat.id, m.UNLINK_CONFIRM.format(name=name), reply_markup=keyboard
-        )
-
-    async def answer_unlink(self, update: Update, context: Context) -> None:
-        query, tg_user, chat = update.callback_query, update.effective_user, update.effective_chat
-        assert query is not None and tg_user is not None and chat is not None
-        if query.data == UNLINK_YES:
-            name = await self.accounts.unlink(PLATFORM, str(tg_user.id))
-            text = m.UNLINKED.format(name=name) if name else m.NOT_LINKED
-        else:
-            name = await self.accounts.linked_name(PLATFORM, str(tg_user.id))
-            text = m.STAYS_LINKED.format(name=name) if name else m.NOT_LINKED
-        await query.answer()
-        if query.message is not None:
-            await self._quietly(
-                context.bot.edit_message_text(text, chat.id, query.message.message_id)
-            )
+        await self._drive(update, context, flow.Unlink())
 
     async def upcoming(self, update: Update, context: Context) -> None:
         await self._drive(update, context, flow.MySessions())
@@ -176,9 +143,6 @@ class TelegramFrontEnd:
         assert query is not None and chat is not None
         if chat.type != chat.PRIVATE:
             await query.answer()
-            return
-        if query.data in (UNLINK_YES, UNLINK_NO):
-            await self.answer_unlink(update, context)
             return
         user_id = await self._user(update, context)
         if user_id is None:

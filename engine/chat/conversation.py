@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from engine.chat import flow, session_dialogue
+from engine.chat import account_dialogue, flow, session_dialogue
 from engine.chat.catalog import DbCatalog
 from engine.chat.formatting import normalize_locale, viewer_timezone
 from engine.chat.screens import Screen
@@ -162,6 +162,11 @@ class ConversationService:
             )
             state = flow.State.from_json(conversation.state)
             pressed = isinstance(event, flow.Press)
+            account = account_dialogue.Account(repo, platform, chat_id, user.id)
+            if isinstance(event, flow.Unlink):
+                return _Stepped(await account_dialogue.ask(account))
+            if isinstance(event, flow.Press) and event.data in account_dialogue.ANSWERS:
+                return _Stepped(await account_dialogue.answer(account, event.data))
             managed = parse_manage(event.data) if isinstance(event, flow.Press) else None
             if isinstance(event, flow.MySessions) or managed is not None:
                 desk = session_dialogue.Desk(repo, user.id, now, self.cutoff, self.video)

@@ -183,13 +183,18 @@ class Proceed:
 
 
 @dataclass(frozen=True)
+class Unlink:
+    """/unlink: asks before the chat account stops being linked (engine/chat/account_dialogue)."""
+
+
+@dataclass(frozen=True)
 class MySessions:
     """/mysessions: the person's sessions, each with its buttons (engine/session_dialogue.py)."""
 
 
 Event = Start | Press | Text | Cancel | Proceed
 # Everything a chat can send: the wizard's events and the session dialogues'.
-ChatEvent = Event | MySessions
+ChatEvent = Event | MySessions | Unlink
 
 
 # --- the port to the outside world -----------------------------------------------------------

@@ -130,34 +130,34 @@ LINK_EXPIRED: Final = (
     "This link has expired. Open “Book a Session” on the tutoring website to get a new one."
 )
 LINK_USED: Final = (
-    "This link was already opened from another Telegram account. Open “Book a Session” on the "
+    "This link was already opened from another chat account. Open “Book a Session” on the "
     "tutoring website yourself to get your own link."
 )
 ALREADY_LINKED: Final = (
-    "This Telegram account is already linked to {name}. To link it to another account, send "
+    "This chat account is already linked to {name}. To link it to another account, send "
     "/unlink first, then open the link again."
 )
 UNLINK_CONFIRM: Final = (
-    "Unlink this Telegram account from {name}? You will not get reminders here until you open "
+    "Unlink this chat account from {name}? You will not get reminders here until you open "
     "a link from the tutoring website again."
 )
 YES_UNLINK: Final = "Yes, unlink"
 KEEP_LINKED: Final = "Keep it linked"
 UNLINKED: Final = (
-    "This Telegram account is no longer linked to {name}. Open “Book a Session” on the tutoring "
+    "This chat account is no longer linked to {name}. Open “Book a Session” on the tutoring "
     "website to link it again."
 )
-STAYS_LINKED: Final = "Nothing changed: this Telegram account stays linked to {name}."
+STAYS_LINKED: Final = "Nothing changed: this chat account stays linked to {name}."
 NOT_LINKED: Final = (
-    "Your Telegram account is not linked yet. Open “Book a Session” on the tutoring website "
-    "and tap the Telegram button: that links this chat to your account."
+    "This chat account is not linked yet. Open “Book a Session” on the tutoring website and "
+    "choose this chat app there: that links this chat to your account."
 )
 HELP: Final = (
     "I book tutoring sessions with Student-Teachers.\n"
     "/book: pick a course and book a session\n"
     "/mysessions: your upcoming sessions\n"
     "/cancel: leave the booking wizard\n"
-    "/unlink: unlink this Telegram account from your tutoring account\n"
+    "/unlink: unlink this chat account from your tutoring account\n"
     "/help: this message\n"
     "You can also type a date (“next friday”) on the calendar step."
 )
