@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from engine.chat.slots import day_bounds_utc
 from storage.booking_tx import BookingRequest as BookingRequest  # one definition, re-exported
@@ -13,6 +14,7 @@ from storage.booking_tx import RefusalFacts as RefusalFacts  # re-exported for t
 from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,3 +136,10 @@ def refusal(facts: RefusalFacts) -> Failure | None:
     if not facts.student_free:
         return StudentConflict()
     return None
+
+
+def other_party(viewer_id: int, student_id: int, student: T, teacher: T | None) -> T:
+    """Whoever is on the other side of a session from the viewer: its ST for its student, its
+    student for anyone else (the ST, or someone acting for them). The one rule every message
+    naming "the other person" uses."""
+    return teacher if viewer_id == student_id and teacher is not None else student

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from babel.dates import format_timedelta
 
+from engine.booking import other_party
 from engine.chat import messages as m
 from engine.chat.formatting import format_datetime_long, normalize_locale, viewer_timezone
 from engine.chat.views import CourseInfo, TeacherInfo, Viewer, calendar_event
@@ -157,9 +158,7 @@ class Dispatcher:
         )
 
     def _other(self, facts: Facts, user: UserRecord) -> str:
-        if facts.teacher is None or user.id == facts.teacher.id:
-            return facts.student.name
-        return facts.teacher.name
+        return other_party(user.id, facts.student.id, facts.student, facts.teacher).name
 
     def _canceller(self, facts: Facts, user: UserRecord) -> str:
         """Who cancelled, by name: usually the other person, or whoever acted for them."""

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from engine.booking import other_party
 from engine.chat.formatting import format_datetime_long, normalize_locale
 from engine.chat.text import cancel_reason
 from engine.followup.video import VideoProvider
@@ -51,7 +52,7 @@ class SessionInfo:
 
     def other_name(self, viewer_id: int) -> str:
         """The person on the other side of the session from the viewer."""
-        return self.teacher_name if viewer_id == self.student_id else self.student_name
+        return other_party(viewer_id, self.student_id, self.student_name, self.teacher_name)
 
 
 @dataclass(frozen=True)
