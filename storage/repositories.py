@@ -204,22 +204,27 @@ class Repo:
         )
         return [record(SessionRecord, row) for row in rows]
 
-    async def upcoming_with_names(
+    async def upcoming_with_people(
         self, user_id: int, now: datetime
-    ) -> list[tuple[SessionRecord, CourseRecord, UserRecord | None]]:
-        """Upcoming and "Schedule Later" sessions with their course and the other person (the
-        ST of a session the user takes, the student of one they teach), for /mysessions."""
+    ) -> list[tuple[SessionRecord, CourseRecord, UserRecord, UserRecord | None]]:
+        """Upcoming and "Schedule Later" sessions with their course, student and ST (the ST is
+        None for a saved session), for /mysessions; who "the other person" is, the engine says."""
         sessions = await self.upcoming_sessions(user_id, now)
         courses = {
             c.id: record(CourseRecord, c)
             for c in await self._by_ids(Course, {s.course_id for s in sessions})
         }
-        others = {s.id: s.student_id if s.teacher_id == user_id else s.teacher_id for s in sessions}
-        people = {
-            u.id: record(UserRecord, u)
-            for u in await self._by_ids(User, {o for o in others.values() if o})
-        }
-        return [(s, courses[s.course_id], people.get(others[s.id] or 0)) for s in sessions]
+        ids = {s.student_id for s in sessions} | {s.teacher_id for s in sessions if s.teacher_id}
+        people = {u.id: record(UserRecord, u) for u in await self._by_ids(User, ids)}
+        return [
+            (
+                s,
+                courses[s.course_id],
+                people[s.student_id],
+                people.get(s.teacher_id) if s.teacher_id else None,
+            )
+            for s in sessions
+        ]
 
     async def _by_ids(self, model: type[Course] | type[User], ids: set[int]) -> list[Any]:
         if not ids:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from engine.booking import other_party
 from engine.chat import flow
 from engine.chat import messages as m
 from engine.chat.formatting import format_datetime_long, normalize_locale
@@ -43,10 +44,11 @@ async def my_sessions(desk: Desk) -> Screen:
     user = await desk.repo.user(desk.user_id)
     if user is None:
         raise LookupError(f"no user {desk.user_id}")
-    rows = await desk.repo.upcoming_with_names(desk.user_id, desk.now)
+    rows = await desk.repo.upcoming_with_people(desk.user_id, desk.now)
     locale = normalize_locale(user.locale)
     entries: list[Screen] = []
-    for booked, course, other in rows:
+    for booked, course, student, teacher in rows:
+        other = other_party(desk.user_id, student.id, student, teacher) if teacher else None
         buttons: tuple[tuple[Button, ...], ...]
         if booked.scheduled_start is None or other is None:
             line = m.UNSCHEDULED_LINE.format(course=course.title, slug=course.slug)
