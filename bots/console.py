@@ -24,7 +24,7 @@ from engine.chat.screens import Button, Kind, Screen
 PLATFORM = "console"
 HELP = (
     "Type the number of a choice, or type text when asked (a date like “next friday”, a note).\n"
-    "Commands: /book [course-slug] · /mysessions · /cancel · /unlink · /help · /quit"
+    "Commands: /book [course-slug] · /mysessions · /cancel · /unlink · /notify · /help · /quit"
 )
 
 
@@ -199,6 +199,8 @@ async def _chat(
             event = flow.MySessions()
         elif line == "/unlink":
             event = flow.Unlink()
+        elif line == "/notify":
+            event = flow.Notify()
         elif line.isdigit() and current is not None and 1 <= int(line) <= len(choices):
             chosen = choices[int(line) - 1]
             if chosen.url or (chosen.action is None and chosen.payload is None):

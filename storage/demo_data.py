@@ -145,6 +145,17 @@ async def load_demo(session: AsyncSession, now: datetime) -> DemoIds:
         locale="en",
     )
     session.add(writer)
+    # Campus staff: the platform's data marks coordinators; the Slack app will let them act
+    # for students. Stored and shown in the user's record only, for now.
+    session.add(
+        User(
+            name="Dana Okafor",
+            email="dana.okafor@staff.example.edu",
+            timezone="Europe/London",
+            locale="en",
+            is_coordinator=True,
+        )
+    )
     await session.flush()
     session.add(
         StudentTeacher(user_id=writer.id, course_id=courses["academic-writing"].id, is_active=False)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -53,6 +54,10 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Campus staff who may act for students (the Slack app); set by the web platform's data.
+    is_coordinator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The platform chosen with /notify for notices; NULL: the chat account used last.
+    notify_platform: Mapped[str | None] = mapped_column(String(16))
 
 
 class Course(Base):
@@ -197,6 +202,8 @@ class ChatIdentity(Base):
     chat_id: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    # The last event from this account: where notices go until the person picks with /notify.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         UniqueConstraint("platform", "external_id", name="uq_chat_identities_platform_external"),

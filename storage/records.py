@@ -49,6 +49,8 @@ class UserRecord:
     email: str | None
     timezone: str
     locale: str
+    is_coordinator: bool = False  # staff: the Slack app lets them act for students
+    notify_platform: str | None = None  # chosen with /notify; None: the platform used last
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class IdentityRecord:
     external_id: str
     chat_id: str | None
     user_id: int
+    last_used_at: datetime | None = None  # the account's last chat event (None: not since 0010)
 
 
 @dataclass(frozen=True)

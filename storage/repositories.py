@@ -405,10 +405,31 @@ class Repo:
         return True
 
     async def identities_of(self, user_id: int) -> list[IdentityRecord]:
+        """The person's chat accounts, earliest linked first, each with when it was last used."""
         rows = await self.session.scalars(
-            select(ChatIdentity).where(ChatIdentity.user_id == user_id)
+            select(ChatIdentity)
+            .where(ChatIdentity.user_id == user_id)
+            .order_by(ChatIdentity.linked_at, ChatIdentity.id)
         )
         return [record(IdentityRecord, row) for row in rows]
+
+    async def touch_identity(self, platform: str, chat_id: str, user_id: int, at: datetime) -> None:
+        """Note that this chat account was just used (one UPDATE; none when it is not linked)."""
+        await self.session.execute(
+            update(ChatIdentity)
+            .where(
+                ChatIdentity.platform == platform,
+                ChatIdentity.chat_id == chat_id,
+                ChatIdentity.user_id == user_id,
+            )
+            .values(last_used_at=at)
+        )
+
+    async def set_notify_platform(self, user_id: int, platform: str | None) -> None:
+        """Where the person's notices go (None: back to the platform used last)."""
+        await self.session.execute(
+            update(User).where(User.id == user_id).values(notify_platform=platform)
+        )
 
     # --- conversations and de-duplication ----------------------------------------------------
     async def conversation_for_update(self, platform: str, chat_id: str) -> ConversationRecord:

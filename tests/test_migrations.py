@@ -191,7 +191,7 @@ async def _check_chat_seam_data(engine: AsyncEngine) -> None:
             .values(message_id="1700000000.123456", extra_message_ids=["1700000000.2", "45"])
         )
 
-    await upgrade(engine)  # 0009
+    await upgrade(engine, "0009")
     who = select(SESSIONS.c.created_by, SESSIONS.c.cancel_reason)
     assert await _rows(engine, who) == [(1, None)]  # booked by the student, as all were
     async with engine.begin() as connection:  # a coordinator, through a longer channel name

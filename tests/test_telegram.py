@@ -155,6 +155,7 @@ async def test_a_student_books_end_to_end_from_a_course_page_deep_link(
         "mysessions",
         "cancel",
         "unlink",
+        "notify",
         "help",
     ]
 

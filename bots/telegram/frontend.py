@@ -48,6 +48,7 @@ COMMANDS = [
     BotCommand("mysessions", "Your upcoming sessions"),
     BotCommand("cancel", "Leave the booking wizard"),
     BotCommand("unlink", "Unlink this Telegram account"),
+    BotCommand("notify", "Choose where notices reach you"),
     BotCommand("help", "How this bot works"),
 ]
 Context = ContextTypes.DEFAULT_TYPE
@@ -84,6 +85,7 @@ class TelegramFrontEnd:
         app.add_handler(CommandHandler("cancel", self.cancel, filters=private))
         app.add_handler(CommandHandler("help", self.help, filters=private))
         app.add_handler(CommandHandler("unlink", self.unlink, filters=private))
+        app.add_handler(CommandHandler("notify", self.notify, filters=private))
         app.add_handler(CallbackQueryHandler(self.pressed))
         app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, self.typed))
         app.add_handler(MessageHandler(private & filters.COMMAND, self.help))
@@ -132,6 +134,9 @@ class TelegramFrontEnd:
 
     async def unlink(self, update: Update, context: Context) -> None:
         await self._drive(update, context, flow.Unlink())
+
+    async def notify(self, update: Update, context: Context) -> None:
+        await self._drive(update, context, flow.Notify())
 
     async def upcoming(self, update: Update, context: Context) -> None:
         await self._drive(update, context, flow.MySessions())

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from engine.chat import account_dialogue, flow, session_dialogue
+from engine.chat import account_dialogue, flow, notify_dialogue, session_dialogue
 from engine.chat.catalog import DbCatalog
 from engine.chat.formatting import normalize_locale, viewer_timezone
 from engine.chat.screens import Screen
@@ -139,6 +139,8 @@ class ConversationService:
             if user is None:
                 raise LookupError(f"no user {user_id}")
             now = self.clock()
+            # Where notices go until the person picks with /notify: the chat used last.
+            await repo.touch_identity(platform, chat_id, user.id, now)
             ctx = flow.Ctx(
                 catalog=DbCatalog(
                     uow,
@@ -167,6 +169,10 @@ class ConversationService:
                 return _Stepped(await account_dialogue.ask(account))
             if isinstance(event, flow.Press) and event.data in account_dialogue.ANSWERS:
                 return _Stepped(await account_dialogue.answer(account, event.data))
+            if isinstance(event, flow.Notify):
+                return _Stepped(await notify_dialogue.show(account))
+            if isinstance(event, flow.Press) and notify_dialogue.is_answer(event.data):
+                return _Stepped(await notify_dialogue.choose(account, event.data))
             managed = parse_manage(event.data) if isinstance(event, flow.Press) else None
             if isinstance(event, flow.MySessions) or managed is not None:
                 desk = session_dialogue.Desk(repo, user.id, now, self.cutoff, self.video)

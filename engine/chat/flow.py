@@ -192,9 +192,14 @@ class MySessions:
     """/mysessions: the person's sessions, each with its buttons (engine/session_dialogue.py)."""
 
 
+@dataclass(frozen=True)
+class Notify:
+    """/notify: where the person's notices go (engine/chat/notify_dialogue.py)."""
+
+
 Event = Start | Press | Text | Cancel | Proceed
 # Everything a chat can send: the wizard's events and the session dialogues'.
-ChatEvent = Event | MySessions | Unlink
+ChatEvent = Event | MySessions | Unlink | Notify
 
 
 # --- the port to the outside world -----------------------------------------------------------

@@ -148,6 +148,21 @@ UNLINKED: Final = (
     "website to link it again."
 )
 STAYS_LINKED: Final = "Nothing changed: this chat account stays linked to {name}."
+# /notify: where reminders and notices go (one linked chat, never all of them)
+NOTICES_GO_TO: Final = "Notices go to {platform}."
+NOTICES_GO_LAST_USED: Final = (
+    "Notices go to the platform you last used. Choose one to keep them there."
+)
+SEND_NOTICES_HERE: Final = "Send notices here"
+SEND_NOTICES_TO: Final = "Send notices to {platform}"
+NOTICES_NOW_GO_TO: Final = "Done: notices now go to {platform}."
+NOTIFY_NOT_LINKED: Final = (
+    "That chat account is not linked to you any more. Send /notify to see your choices."
+)
+NOTIFY_NOTHING_LINKED: Final = (
+    "No chat account is linked to you yet, so notices have nowhere to go. Open “Book a "
+    "Session” on the tutoring website and choose a chat app there."
+)
 NOT_LINKED: Final = (
     "This chat account is not linked yet. Open “Book a Session” on the tutoring website and "
     "choose this chat app there: that links this chat to your account."
@@ -158,6 +173,7 @@ HELP: Final = (
     "/mysessions: your upcoming sessions\n"
     "/cancel: leave the booking wizard\n"
     "/unlink: unlink this chat account from your tutoring account\n"
+    "/notify: choose where reminders and notices reach you\n"
     "/help: this message\n"
     "You can also type a date (“next friday”) on the calendar step."
 )

@@ -36,6 +36,7 @@ from engine.followup.notify import (
     render_confirmation,
     render_reminder,
 )
+from engine.followup.recipient import notice_order
 from engine.followup.reminders import Outcome, Pacers, Retry, Sent, Skip, error_summary
 from engine.followup.senders import ChatSender, OutButton, OutMessage, SendError
 from engine.followup.st_notice import booking_text
@@ -217,24 +218,23 @@ class Dispatcher:
 
     # --- delivery ---------------------------------------------------------------------------
     async def _chat(self, facts: Facts, user: UserRecord, message: OutMessage) -> Outcome:
-        chats = [
-            (self.senders[i.platform], i.chat_id)
-            for i in facts.identities.get(user.id, [])
-            if i.platform in self.senders and i.chat_id
-        ]
-        if not chats:
+        """Once, to the person's one chat (engine/followup/recipient.py) among the platforms
+        this worker can send on."""
+        order = notice_order(facts.identities.get(user.id, []), user.notify_platform)
+        chat = next((i for i in order if i.platform in self.senders), None)
+        if chat is None or chat.chat_id is None:
             return Skip("no linked chat account")
-        for sender, chat_id in chats:
-            await self.pacers.wait(sender.platform, chat_id)
-            try:
-                await sender.send(chat_id, message)
-            except SendError as error:
-                if error.permanent:
-                    return Skip(f"{sender.platform}: {error_summary(error)}")
-                if error.retry_after is not None:
-                    self.pacers.pause(sender.platform, error.retry_after)
-                    return Retry(timedelta(seconds=error.retry_after), error_summary(error))
-                return Retry(None, error_summary(error))
+        sender, chat_id = self.senders[chat.platform], chat.chat_id
+        await self.pacers.wait(sender.platform, chat_id)
+        try:
+            await sender.send(chat_id, message)
+        except SendError as error:
+            if error.permanent:
+                return Skip(f"{sender.platform}: {error_summary(error)}")
+            if error.retry_after is not None:
+                self.pacers.pause(sender.platform, error.retry_after)
+                return Retry(timedelta(seconds=error.retry_after), error_summary(error))
+            return Retry(None, error_summary(error))
         return Sent()
 
     def _people(self, facts: Facts, role: Role) -> tuple[UserRecord, UserRecord] | None:
