@@ -11,12 +11,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform, PlatformProvider
+from bots.slack.platform import SLACK
 from bots.telegram.platform import TELEGRAM
 from engine.followup.reminders import utc_now
 from engine.settings import Settings
 
 PLATFORMS: dict[str, PlatformProvider] = {
     "telegram": TELEGRAM,
+    "slack": SLACK,
 }
 
 

@@ -1,0 +1,48 @@
+"""Slack as a `Platform`, so far for sending: the worker's notices reach staff as Slack DMs.
+
+The interactive app (slash commands, modals, App Home at `/slack/events`) is issue 9's next
+step; until then the platform mounts no route. Start-up checks the token with `auth.test`,
+as Telegram's does with `getMe`, so a wrong token stops `bookbot serve` at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bots.platform import Platform, PlatformProvider
+from bots.slack.sender import SlackSender
+from bots.slack.settings import SlackSettings, get_slack_settings
+from engine.followup.senders import RateLimits
+from engine.settings import Settings
+
+PLATFORM = "slack"
+LIMITS = RateLimits(per_second=10.0, per_chat_interval=1.0)
+"""Slack: about one message a second per channel (chat.postMessage's special tier), bursts
+across channels allowed; a 429 carries Retry-After, which the worker honours."""
+
+
+def slack_platform(slack: SlackSettings) -> Platform:
+    assert slack.bot_token is not None
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+
+    async def start(receive: bool) -> None:
+        await client.auth_test()  # a wrong token fails here, at start-up
+
+    return Platform(name=PLATFORM, sender=SlackSender(client), limits=LIMITS, start=start)
+
+
+def build(
+    settings: Settings,
+    factory: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+) -> Platform | None:
+    """Enabled when SLACK_BOT_TOKEN is set."""
+    slack = get_slack_settings()
+    return slack_platform(slack) if slack.bot_token else None
+
+
+SLACK = PlatformProvider(build=build, secrets=lambda: get_slack_settings().secrets())
