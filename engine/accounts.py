@@ -59,6 +59,22 @@ class Accounts:
             await repo.link_identity(platform, external_id, claims.user_id, chat_id)
         return claims
 
+    async def link_by_email(
+        self, platform: str, external_id: str, chat_id: str, verified_email: str
+    ) -> int | None:
+        """Match a chat account to the platform user with the address its platform verified
+        (Slack), and remember the match; None when nobody has that address. An account already
+        linked keeps its user: it is never moved silently."""
+        async with self.units() as uow:
+            repo = uow.repo
+            linked = await repo.identity(platform, external_id)
+            if linked is not None:
+                return linked.user_id
+            user_id = await repo.user_id_by_email(verified_email)
+            if user_id is not None:
+                await repo.link_identity(platform, external_id, user_id, chat_id)
+            return user_id
+
     async def newer_than(self, platform: str, chat_id: str, nonce: int) -> bool:
         """Whether the conversation moved past this screen's nonce: a slower process must not
         draw an older screen over a newer one."""

@@ -300,6 +300,14 @@ class Repo:
         )
         return found
 
+    async def user_id_by_email(self, email: str) -> int | None:
+        """The platform user with this address (case-insensitive), for matching a chat account
+        by the e-mail its platform has verified."""
+        found: int | None = await self.session.scalar(
+            select(User.id).where(func.lower(User.email) == email.strip().lower())
+        )
+        return found
+
     async def teaches(self, user_id: int, course_id: int) -> bool:
         """Whether the user is one of the course's STs (active or not)."""
         found = await self.session.scalar(

@@ -167,6 +167,10 @@ NOT_LINKED: Final = (
     "This chat account is not linked yet. Open “Book a Session” on the tutoring website and "
     "choose this chat app there: that links this chat to your account."
 )
+NOT_MATCHED: Final = (
+    "I couldn't match your chat account to the tutoring platform: its verified e-mail address is "
+    "not one the platform knows. Ask the tutoring office to add the address you use here."
+)
 HELP: Final = (
     "I book tutoring sessions with Student-Teachers.\n"
     "/book: pick a course and book a session\n"

@@ -1,0 +1,156 @@
+"""The Slack app end to end: the real slack-bolt AsyncApp behind aiohttp, the real slack_sdk
+client against the fake Slack Web API, real PostgreSQL. A test acts as a staff member sending
+signed slash commands and clicking buttons built from the messages the app really sent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bots.slack.app import build_slack_app, slack_routes
+from bots.slack.settings import SlackSettings
+from engine.chat import messages as m
+from engine.settings import Settings
+from storage.models import ChatIdentity
+from tests.factories import NOW, World, make_world
+from tests.fake_slack import FakeSlack, Message
+from tests.slack_requests import SignOptions, block_actions, slash_command
+from tests.test_session_dialogues import _book, _statuses
+
+Factory = async_sessionmaker[AsyncSession]
+SECRET = "slack-signing-secret-for-tests"
+SIGNED = SignOptions()
+ADA = "U0ADA"
+
+
+@dataclass
+class Slack:
+    fake: FakeSlack
+    url: str
+    http: aiohttp.ClientSession
+
+    async def command(
+        self,
+        user: str,
+        command: str,
+        options: SignOptions = SIGNED,
+        trigger: str | None = None,
+    ) -> int:
+        request = slash_command(
+            SECRET,
+            command=command,
+            user_id=user,
+            trigger_id=trigger or self.fake.trigger_id(),
+            response_url=self.fake.response_url(),
+            options=options,
+        )
+        status, _ = await request.post(self.http, self.url)
+        return status
+
+    async def click(self, user: str, message: Message, label: str) -> int:
+        payload = message.to_api()
+        action_id = next(
+            element["action_id"]
+            for block in payload["blocks"]
+            if block["type"] == "actions"
+            for element in block["elements"]
+            if element["text"]["text"] == label
+        )
+        request = block_actions(
+            SECRET,
+            user_id=user,
+            trigger_id=self.fake.trigger_id(),
+            action_id=action_id,
+            message=payload,
+            channel_id=message.channel,
+            response_url=self.fake.response_url(),
+        )
+        status, _ = await request.post(self.http, self.url)
+        return status
+
+
+@pytest.fixture
+async def slack(pg: Factory) -> AsyncIterator[Slack]:
+    async with FakeSlack() as fake:
+        settings = SlackSettings(bot_token=fake.token, signing_secret=SECRET, api_url=fake.base_url)
+        app = build_slack_app(Settings(), settings, pg, clock=lambda: NOW)
+        server = web.Application()
+        server.add_routes(slack_routes(app))
+        runner = web.AppRunner(server, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as http:
+            yield Slack(fake, f"http://127.0.0.1:{port}/slack/events", http)
+        await runner.cleanup()
+
+
+async def _ada(slack: Slack, world: World) -> None:
+    """Ada, the world's first ST, in Slack with the address the platform knows."""
+    slack.fake.add_user(ADA, "ada", email=world.teachers[0].email)
+
+
+async def test_an_st_matched_by_verified_email_lists_and_cancels_a_session(
+    slack: Slack, pg: Factory
+) -> None:
+    world = await make_world(pg)
+    await _ada(slack, world)
+    await _book(pg, world)
+    assert await slack.command(ADA, "/mysessions") == 200
+    dm = slack.fake.dm(ADA).id
+    entry = slack.fake.last_message(dm)
+    assert "you teach Calculus I to Sam Student" in entry.text
+    assert await slack.click(ADA, entry, m.CANCEL_SESSION) == 200
+    question = slack.fake.last_message(dm)
+    assert question.ts == entry.ts and "Cancel your Calculus I session" in question.text
+    assert await slack.click(ADA, question, m.YES_CANCEL) == 200
+    assert "is cancelled. Sam Student has been told." in slack.fake.last_message(dm).text
+    assert await _statuses(pg) == ["cancelled"]
+    async with pg() as session:
+        (linked,) = (await session.scalars(select(ChatIdentity))).all()
+    assert (linked.platform, linked.external_id, linked.user_id) == (
+        "slack",
+        ADA,
+        world.teachers[0].id,
+    )
+
+
+async def test_an_unknown_or_unverified_address_gets_one_clear_sentence(
+    slack: Slack, pg: Factory
+) -> None:
+    world = await make_world(pg)
+    slack.fake.add_user("U0NEW", "newcomer", email="nobody@example.edu")
+    slack.fake.add_user("U0UNV", "unverified", email=world.teachers[0].email, email_verified=False)
+    for user in ("U0NEW", "U0UNV"):
+        assert await slack.command(user, "/mysessions") == 200
+    answers = [body["text"] for bodies in slack.fake.responses.values() for body in bodies]
+    assert answers == [m.NOT_MATCHED, m.NOT_MATCHED]
+    async with pg() as session:
+        assert (await session.scalars(select(ChatIdentity))).all() == []
+
+
+@pytest.mark.parametrize("spoiled", [SignOptions(wrong_signature=True), SignOptions(stale=True)])
+async def test_unsigned_or_stale_requests_get_401_and_change_nothing(
+    slack: Slack, pg: Factory, spoiled: SignOptions
+) -> None:
+    world = await make_world(pg)
+    await _ada(slack, world)
+    assert await slack.command(ADA, "/mysessions", spoiled) == 401
+    assert slack.fake.calls_to("chat.postMessage") == []
+
+
+async def test_a_repeated_delivery_is_a_no_op(slack: Slack, pg: Factory) -> None:
+    world = await make_world(pg)
+    await _ada(slack, world)
+    trigger = slack.fake.trigger_id()
+    assert await slack.command(ADA, "/mysessions", trigger=trigger) == 200
+    sent = len(slack.fake.calls_to("chat.postMessage"))
+    again = SignOptions(retry_num=1)
+    assert await slack.command(ADA, "/mysessions", again, trigger=trigger) == 200
+    assert len(slack.fake.calls_to("chat.postMessage")) == sent
