@@ -4,6 +4,7 @@ signed slash commands and clicking buttons built from the messages the app reall
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -154,3 +155,73 @@ async def test_a_repeated_delivery_is_a_no_op(slack: Slack, pg: Factory) -> None
     again = SignOptions(retry_num=1)
     assert await slack.command(ADA, "/mysessions", again, trigger=trigger) == 200
     assert len(slack.fake.calls_to("chat.postMessage")) == sent
+
+
+async def test_app_home_shows_the_sts_day_week_hours_and_days_off(
+    slack: Slack, pg: Factory
+) -> None:
+    from datetime import date, timedelta
+
+    from sqlalchemy import update
+
+    from storage.models import AvailabilityOverride, Session
+    from tests.slack_requests import app_home_opened
+
+    world = await make_world(pg)
+    await _ada(slack, world)
+    session_id = await _book(pg, world)  # Friday 27 November, 10:00 UTC
+    async with pg() as session, session.begin():
+        await session.execute(
+            update(Session).where(Session.id == session_id).values(note="Chapter <3> & limits")
+        )
+        session.add(
+            AvailabilityOverride(
+                user_id=world.teachers[0].id, date=date(2026, 12, 4), timezone="UTC"
+            )
+        )
+    home_clock = NOW + timedelta(days=2)  # Friday morning: the session is today
+    slack_app = build_slack_app(
+        Settings(),
+        SlackSettings(
+            bot_token=slack.fake.token, signing_secret=SECRET, api_url=slack.fake.base_url
+        ),
+        pg,
+        clock=lambda: home_clock,
+    )
+    server = web.Application()
+    server.add_routes(slack_routes(slack_app))
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    try:
+        opened = app_home_opened(
+            SECRET, user_id=ADA, channel_id=slack.fake.dm(ADA).id, event_id="Ev0HOME1"
+        )
+        status, _ = await opened.post(slack.http, url)
+        assert status == 200
+        await slack.fake.wait_until(lambda: ADA in slack.fake.home_views)
+        home = json.dumps(slack.fake.home_views[ADA], ensure_ascii=False).replace("\u202f", " ")
+        for shown in (
+            m.HOME_TODAY,
+            "10:00 AM: Calculus I with Sam Student",
+            "Chapter &lt;3&gt; &amp; limits",
+            m.HOME_WEEK,
+            m.HOME_HOURS,
+            "Monday: 9:00 AM",
+            m.HOME_DAYS_OFF,
+            "December 4",
+        ):
+            assert shown in home, shown
+        publishes = len(slack.fake.calls_to("views.publish"))
+        again = app_home_opened(
+            SECRET,
+            user_id=ADA,
+            channel_id=slack.fake.dm(ADA).id,
+            event_id="Ev0HOME1",
+            options=SignOptions(retry_num=1),
+        )
+        assert (await again.post(slack.http, url))[0] == 200
+        assert len(slack.fake.calls_to("views.publish")) == publishes  # a redelivery: no-op
+    finally:
+        await runner.cleanup()

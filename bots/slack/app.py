@@ -1,8 +1,9 @@
 """The Slack front end (slack-bolt AsyncApp): Slack requests in, engine events out; engine
 Screens back as Block Kit messages in the person's DM. No rule or dialogue lives here.
 
-So far: `/mysessions`, `/notify` and `/unlink`, and every button the engine draws (its data is
-the button's `value`), for staff matched to the platform by their verified e-mail address. The
+So far: `/mysessions`, `/notify` and `/unlink`, every button the engine draws (its data is the
+button's `value`) and App Home (the staff member's day, week, hours and days off), for staff
+matched to the platform by their verified e-mail address. The
 coordinator's `/book` in a modal, `/away` and App Home are still to come (README, "Slack").
 Requests are checked by bolt with the signing secret (401 otherwise); a delivery Slack repeats
 carries the same trigger id, which the conversation records, so it changes nothing twice.
@@ -106,6 +107,25 @@ class SlackFrontEnd:
             pressed = body.get("message", {}).get("ts")
             await self.draw(channel, screen, slack_user=slack_user, pressed=pressed)
 
+    async def home(self, event: JSONDict, body: JSONDict) -> None:
+        """App Home: the staff member's day and week, hours and days off (engine StaffHome)."""
+        slack_user = event["user"]
+        person = await self._person(slack_user)
+        if person is None:
+            unmatched = Screen("home", m.NOT_MATCHED)
+            await self.client.views_publish(user_id=slack_user, view=blocks.home_view([unmatched]))
+            return
+        user_id, dm = person
+        screen = await self.service.handle(
+            platform=PLATFORM,
+            chat_id=dm,
+            user_id=user_id,
+            event=flow.StaffHome(),
+            update_id=f"event:{body['event_id']}",
+        )
+        if screen is not None:  # None: Slack delivered this event before
+            await self.client.views_publish(user_id=slack_user, view=blocks.home_view([screen]))
+
     async def draw(
         self, channel: str, screen: Screen, *, slack_user: str, pressed: str | None = None
     ) -> None:
@@ -146,6 +166,7 @@ def build_slack_app(
     for name in COMMANDS:
         app.command(name)(front.command)
     app.action(PRESSES)(front.pressed)
+    app.event("app_home_opened")(front.home)
     return app
 
 

@@ -174,8 +174,10 @@ class ConversationService:
             if isinstance(event, flow.Press) and notify_dialogue.is_answer(event.data):
                 return _Stepped(await notify_dialogue.choose(account, event.data))
             managed = parse_manage(event.data) if isinstance(event, flow.Press) else None
-            if isinstance(event, flow.MySessions) or managed is not None:
+            if isinstance(event, flow.MySessions | flow.StaffHome) or managed is not None:
                 desk = session_dialogue.Desk(repo, user.id, now, self.cutoff, self.video)
+                if isinstance(event, flow.StaffHome):
+                    return _Stepped(await session_dialogue.staff_home(desk))
                 if managed is None:
                     return _Stepped(await session_dialogue.my_sessions(desk))
                 answer = await session_dialogue.act(*managed, desk)

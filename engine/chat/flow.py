@@ -188,6 +188,11 @@ class Unlink:
 
 
 @dataclass(frozen=True)
+class StaffHome:
+    """A staff member's home (Slack App Home): today, this week, hours, days off."""
+
+
+@dataclass(frozen=True)
 class MySessions:
     """/mysessions: the person's sessions, each with its buttons (engine/session_dialogue.py)."""
 
@@ -199,7 +204,7 @@ class Notify:
 
 Event = Start | Press | Text | Cancel | Proceed
 # Everything a chat can send: the wizard's events and the session dialogues'.
-ChatEvent = Event | MySessions | Unlink | Notify
+ChatEvent = Event | MySessions | Unlink | StaffHome | Notify
 
 
 # --- the port to the outside world -----------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -243,3 +243,13 @@ def month_grid(year: int, month: int, first_weekday: int) -> list[list[date | No
         raise ValueError(f"first_weekday must be 0..6, got {first_weekday}")
     weeks = calendar.Calendar(first_weekday).monthdayscalendar(year, month)
     return [[date(year, month, day) if day else None for day in week] for week in weeks]
+
+
+def weekday_name(day_of_week: int, locale: str) -> str:
+    """Monday is 0, as in `availability.day_of_week`."""
+    return str(babel_dates.get_day_names("wide", locale=_locale(locale))[day_of_week])
+
+
+def format_clock(clock: time, locale: str) -> str:
+    """A wall-clock time of a weekly rule (no date, no zone), in the viewer's locale."""
+    return babel_dates.format_time(clock, format="short", locale=_locale(locale))

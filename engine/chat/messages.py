@@ -115,6 +115,17 @@ NOTHING_TO_CANCEL: Final = (
 AFTER_FINAL: Final = "Send /book to book another session, or /mysessions to see your sessions."
 YOU_TEACH: Final = "You teach {course}; links to book it are for students."
 
+# The staff home (Slack App Home): the ST's day and week, hours and days off
+HOME_TODAY: Final = "Today"
+HOME_WEEK: Final = "This week"
+HOME_HOURS: Final = "Your weekly hours"
+HOME_DAYS_OFF: Final = "Upcoming days off"
+HOME_NOTHING: Final = "No sessions."
+HOME_NO_HOURS: Final = "No weekly hours set."
+HOME_NO_DAYS_OFF: Final = "None."
+HOME_SESSION: Final = "{time}: {course} with {name}"
+HOME_HOURS_LINE: Final = "{day}: {start}–{end} ({zone})"
+
 # /mysessions
 MY_SESSIONS_TITLE: Final = "Your upcoming sessions"
 NO_UPCOMING: Final = "You have no upcoming sessions. Send /book to book one."

@@ -11,16 +11,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from engine.booking import other_party
 from engine.chat import flow
 from engine.chat import messages as m
-from engine.chat.formatting import format_datetime_long, normalize_locale
+from engine.chat.formatting import (
+    format_clock,
+    format_datetime_long,
+    format_day,
+    format_time,
+    normalize_locale,
+    viewer_timezone,
+    weekday_name,
+)
 from engine.chat.screens import Button, Placement, Screen
 from engine.followup import manage
 from engine.followup.manage import manage_data
 from engine.followup.video import VideoProvider
 from storage.repositories import Repo
+
+WEEK = timedelta(days=7)
+DAYS_OFF_AHEAD = timedelta(days=60)
 
 
 @dataclass(frozen=True)
@@ -143,3 +155,72 @@ def _refusal(outcome: manage.TooLate | manage.Unavailable, user_id: int) -> Scre
         hours = f"{outcome.cutoff_hours:g}"
         return _toast(m.TOO_LATE.format(hours=hours, name=name), alert=True)
     return _toast(m.EXPIRED)
+
+
+async def staff_home(desk: Desk) -> Screen:
+    """A staff member's home: today's and this week's sessions (with the note and Join /
+    Cancel), their weekly hours and upcoming days off, all in their own zone and locale."""
+    user = await desk.repo.user(desk.user_id)
+    if user is None:
+        raise LookupError(f"no user {desk.user_id}")
+    zone_name = viewer_timezone(user.timezone)
+    zone, locale = ZoneInfo(zone_name), normalize_locale(user.locale)
+    today = desk.now.astimezone(zone).date()
+    today_entries: list[Screen] = []
+    week_entries: list[Screen] = []
+    for booked, course, student, teacher in await desk.repo.upcoming_with_people(
+        desk.user_id, desk.now
+    ):
+        if booked.scheduled_start is None or teacher is None:
+            continue
+        day = booked.scheduled_start.astimezone(zone).date()
+        if day > today + WEEK:
+            continue
+        other = other_party(desk.user_id, student.id, student, teacher)
+        when = (
+            format_time(booked.scheduled_start, zone_name, locale)
+            if day == today
+            else format_datetime_long(booked.scheduled_start, zone_name, locale)
+        )
+        line = m.HOME_SESSION.format(time=when, course=course.title, name=other.name)
+        notes = (m.ST_NOTE.format(student=student.name, note=booked.note),) if booked.note else ()
+        buttons = (
+            (
+                Button(m.JOIN, payload=manage_data("j", booked.id)),
+                Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id)),
+            ),
+        )
+        entry = Screen("home_session", line, notes, buttons=buttons, placement=Placement.NEW)
+        (today_entries if day == today else week_entries).append(entry)
+    hours = sorted(
+        await desk.repo.availability([desk.user_id]), key=lambda a: (a.day_of_week, a.start_time)
+    )
+    hour_lines = tuple(
+        m.HOME_HOURS_LINE.format(
+            day=weekday_name(a.day_of_week, locale),
+            start=format_clock(a.start_time, locale),
+            end=format_clock(a.end_time, locale),
+            zone=a.timezone,
+        )
+        for a in hours
+    ) or (m.HOME_NO_HOURS,)
+    overrides = await desk.repo.overrides([desk.user_id], today, today + DAYS_OFF_AHEAD)
+    off = sorted({o.date for o in overrides if o.start_time is None})
+    off_lines = tuple(format_day(d, locale) for d in off) or (m.HOME_NO_DAYS_OFF,)
+
+    def heading(title: str, entries: list[Screen]) -> Screen:
+        return Screen("home_heading", title, () if entries else (m.HOME_NOTHING,))
+
+    return Screen(
+        "home",
+        user.name,
+        placement=Placement.NEW,
+        more=(
+            heading(m.HOME_TODAY, today_entries),
+            *today_entries,
+            heading(m.HOME_WEEK, week_entries),
+            *week_entries,
+            Screen("home_hours", m.HOME_HOURS, hour_lines),
+            Screen("home_days_off", m.HOME_DAYS_OFF, off_lines),
+        ),
+    )
