@@ -199,6 +199,8 @@ async def _chat(
             event = flow.MySessions()
         elif line == "/unlink":
             event = flow.Unlink()
+        elif line.startswith("/away"):
+            event = flow.Away(line.removeprefix("/away").strip())
         elif line == "/notify":
             event = flow.Notify()
         elif line.isdigit() and current is not None and 1 <= int(line) <= len(choices):

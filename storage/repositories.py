@@ -6,10 +6,10 @@ Methods are narrow and named for the question the engine asks, so the engine nev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,6 +136,44 @@ class Repo:
             )
         )
         return [record(DayOverride, row) for row in rows]
+
+    async def set_day_overrides(
+        self,
+        user_id: int,
+        days: Sequence[date],
+        timezone: str,
+        start: time | None = None,
+        end: time | None = None,
+    ) -> None:
+        """Replace the overrides of these dates: a day off (no times) or special hours."""
+        await self.session.execute(
+            delete(AvailabilityOverride).where(
+                AvailabilityOverride.user_id == user_id, AvailabilityOverride.date.in_(days)
+            )
+        )
+        self.session.add_all(
+            AvailabilityOverride(
+                user_id=user_id, date=day, timezone=timezone, start_time=start, end_time=end
+            )
+            for day in days
+        )
+        await self.session.flush()
+
+    async def teaching_between(
+        self, teacher_id: int, start: datetime, end: datetime
+    ) -> list[SessionRecord]:
+        """The ST's scheduled sessions starting in [start, end), in time order."""
+        rows = await self.session.scalars(
+            select(Session)
+            .where(
+                Session.teacher_id == teacher_id,
+                Session.status == SessionStatus.SCHEDULED,
+                Session.scheduled_start >= start,
+                Session.scheduled_start < end,
+            )
+            .order_by(Session.scheduled_start)
+        )
+        return [record(SessionRecord, row) for row in rows]
 
     async def teacher_busy(
         self, teacher_ids: Sequence[int], start: datetime, end: datetime
@@ -307,6 +345,13 @@ class Repo:
             select(User.id).where(func.lower(User.email) == email.strip().lower())
         )
         return found
+
+    async def teaches_any(self, user_id: int) -> bool:
+        """Whether the user is an ST of any course (who may set time off)."""
+        found = await self.session.scalar(
+            select(StudentTeacher.id).where(StudentTeacher.user_id == user_id).limit(1)
+        )
+        return found is not None
 
     async def teaches(self, user_id: int, course_id: int) -> bool:
         """Whether the user is one of the course's STs (active or not)."""

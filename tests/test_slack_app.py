@@ -42,10 +42,12 @@ class Slack:
         command: str,
         options: SignOptions = SIGNED,
         trigger: str | None = None,
+        text: str = "",
     ) -> int:
         request = slash_command(
             SECRET,
             command=command,
+            text=text,
             user_id=user,
             trigger_id=trigger or self.fake.trigger_id(),
             response_url=self.fake.response_url(),
@@ -225,3 +227,53 @@ async def test_app_home_shows_the_sts_day_week_hours_and_days_off(
         assert len(slack.fake.calls_to("views.publish")) == publishes  # a redelivery: no-op
     finally:
         await runner.cleanup()
+
+
+async def test_away_in_slack_asks_then_cancels_and_the_student_can_book_again(
+    slack: Slack, pg: Factory
+) -> None:
+    """The same dialogue through the Slack app; the student's notice carries "Book another time"."""
+    from datetime import timedelta
+
+    from engine.followup.dispatch import Dispatcher
+    from engine.followup.reminders import Sent
+    from engine.followup.video import JitsiProvider
+    from engine.settings import Settings
+    from storage.outbox import ClaimedJob
+    from storage.repositories import Repo
+    from tests.factories import NOW
+    from tests.test_slack_sender import sender_for
+
+    bot = slack
+    world = await make_world(pg)
+    await _ada(bot, world)
+    session_id = await _book(pg, world)
+    assert await bot.command(ADA, "/away", text="27 Nov") == 200
+    dm = bot.fake.dm(ADA).id
+    question = bot.fake.last_message(dm)
+    assert "These sessions are booked then" in question.text
+    assert await bot.click(ADA, question, m.AWAY_CANCEL) == 200
+    assert "Cancelled 1 session" in bot.fake.last_message(dm).text
+    # The student, on Slack too, is told with a button that reopens the wizard.
+    student_fake: FakeSlack = bot.fake
+    student_fake.add_user("U0SAM", "sam")
+    sam_dm = student_fake.dm("U0SAM").id
+    async with pg() as session, session.begin():
+        await Repo(session).link_identity("slack", "U0SAM", world.student.id, sam_dm)
+    dispatcher = Dispatcher(
+        pg, Settings(), [sender_for(student_fake)], None, JitsiProvider("https://m.example")
+    )
+    job = ClaimedJob(
+        id=0,
+        session_id=session_id,
+        kind=f"cancelled:chat:{world.student.id}",
+        due_at=NOW,
+        attempts=1,
+    )
+    assert await dispatcher(job, NOW + timedelta(minutes=1)) == Sent()
+    notice = student_fake.last_message(sam_dm)
+    assert "Reason: " + m.AWAY_REASON in notice.text
+    buttons = [
+        e["text"]["text"] for b in notice.blocks if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == [m.BOOK_ANOTHER_TIME]

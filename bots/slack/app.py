@@ -1,10 +1,10 @@
 """The Slack front end (slack-bolt AsyncApp): Slack requests in, engine events out; engine
 Screens back as Block Kit messages in the person's DM. No rule or dialogue lives here.
 
-So far: `/mysessions`, `/notify` and `/unlink`, every button the engine draws (its data is the
-button's `value`) and App Home (the staff member's day, week, hours and days off), for staff
-matched to the platform by their verified e-mail address. The
-coordinator's `/book` in a modal, `/away` and App Home are still to come (README, "Slack").
+So far: `/mysessions`, `/notify`, `/unlink` and `/away`, every button the engine draws (its
+data is the button's `value`) and App Home (the staff member's day, week, hours and days off),
+for staff matched to the platform by their verified e-mail address. The coordinator's `/book`
+in a modal is still to come (README, "Slack").
 Requests are checked by bolt with the signing secret (401 otherwise); a delivery Slack repeats
 carries the same trigger id, which the conversation records, so it changes nothing twice.
 """
@@ -82,7 +82,11 @@ class SlackFrontEnd:
             platform=PLATFORM,
             chat_id=dm,
             user_id=user_id,
-            event=COMMANDS[body["command"]](),
+            event=(
+                flow.Away(body.get("text", ""))
+                if body["command"] == "/away"
+                else COMMANDS[body["command"]]()
+            ),
             update_id=f"command:{body['trigger_id']}",
         )
         if screen is not None:
@@ -163,7 +167,7 @@ def build_slack_app(
     # or a restart never loses the work behind an acknowledged request.
     app = AsyncApp(client=client, signing_secret=slack.signing_secret, process_before_response=True)
     front = SlackFrontEnd(units, settings, client, clock)
-    for name in COMMANDS:
+    for name in (*COMMANDS, "/away"):
         app.command(name)(front.command)
     app.action(PRESSES)(front.pressed)
     app.event("app_home_opened")(front.home)

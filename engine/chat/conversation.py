@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from engine.chat import account_dialogue, flow, notify_dialogue, session_dialogue
+from engine.chat import account_dialogue, flow, notify_dialogue, session_dialogue, time_off
 from engine.chat.catalog import DbCatalog
 from engine.chat.formatting import normalize_locale, viewer_timezone
 from engine.chat.screens import Screen
@@ -169,6 +169,13 @@ class ConversationService:
                 return _Stepped(await account_dialogue.ask(account))
             if isinstance(event, flow.Press) and event.data in account_dialogue.ANSWERS:
                 return _Stepped(await account_dialogue.answer(account, event.data))
+            if isinstance(event, flow.Away) or (
+                isinstance(event, flow.Press) and time_off.is_answer(event.data)
+            ):
+                away = time_off.Desk(repo, user.id, now, self.cutoff)
+                if isinstance(event, flow.Away):
+                    return _Stepped(await time_off.mark(away, event.text))
+                return _Stepped(await time_off.answer(away, event.data))
             if isinstance(event, flow.Notify):
                 return _Stepped(await notify_dialogue.show(account))
             if isinstance(event, flow.Press) and notify_dialogue.is_answer(event.data):

@@ -188,6 +188,13 @@ class Unlink:
 
 
 @dataclass(frozen=True)
+class Away:
+    """/away <day | range | day with hours>: time off for an ST (engine/chat/time_off.py)."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class StaffHome:
     """A staff member's home (Slack App Home): today, this week, hours, days off."""
 
@@ -204,7 +211,7 @@ class Notify:
 
 Event = Start | Press | Text | Cancel | Proceed
 # Everything a chat can send: the wizard's events and the session dialogues'.
-ChatEvent = Event | MySessions | Unlink | StaffHome | Notify
+ChatEvent = Event | MySessions | Unlink | StaffHome | Notify | Away
 
 
 # --- the port to the outside world -----------------------------------------------------------

@@ -126,6 +126,29 @@ HOME_NO_DAYS_OFF: Final = "None."
 HOME_SESSION: Final = "{time}: {course} with {name}"
 HOME_HOURS_LINE: Final = "{day}: {start}–{end} ({zone})"
 
+# Time off (/away)
+AWAY_USAGE: Final = (
+    "Send /away with a day (“/away 4 Dec”), a range (“/away 4 Dec to 8 Dec”) or special hours "
+    "for one day (“/away 4 Dec 10:00-12:00”)."
+)
+AWAY_NOT_ST: Final = "Only Student-Teachers set time off here."
+AWAY_TOO_LONG: Final = "Time off can be set for at most {days} days at once."
+AWAY_DONE: Final = "Marked off: {days}. No sessions were booked then."
+AWAY_HOURS_DONE: Final = "Special hours on {day}: {start}–{end}."
+AWAY_BOOKED: Final = (
+    "Marked off: {days}. These sessions are booked then; cancel them (the students are told, "
+    "with a button to book another time) or keep them?"
+)
+AWAY_CANCEL: Final = "Cancel these sessions"
+AWAY_KEEP: Final = "Keep them"
+AWAY_KEPT: Final = "The sessions stay booked."
+AWAY_CANCELLED: Final = "Cancelled {count} session(s); the students have been told."
+AWAY_TOO_LATE: Final = (
+    " {count} start too soon to cancel here; please tell those students yourself."
+)
+AWAY_REASON: Final = "The Student-Teacher is away that day."
+BOOK_ANOTHER_TIME: Final = "Book another time"
+
 # /mysessions
 MY_SESSIONS_TITLE: Final = "Your upcoming sessions"
 NO_UPCOMING: Final = "You have no upcoming sessions. Send /book to book one."

@@ -214,7 +214,12 @@ class Dispatcher:
         reason = facts.session.cancel_reason
         if reason and not moved:
             text += "\n" + m.CANCEL_REASON.format(reason=reason)
-        return await self._chat(facts, user, OutMessage(text))
+        buttons: tuple[tuple[OutButton, ...], ...] = ()
+        if user is facts.student and not moved and facts.session.cancelled_by != user.id:
+            # The student lost a session they wanted: one press reopens the wizard.
+            again = OutButton(m.BOOK_ANOTHER_TIME, data=manage_data("n", facts.course.id))
+            buttons = ((again,),)
+        return await self._chat(facts, user, OutMessage(text, buttons))
 
     # --- delivery ---------------------------------------------------------------------------
     async def _chat(self, facts: Facts, user: UserRecord, message: OutMessage) -> Outcome:
