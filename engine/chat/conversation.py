@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from engine.chat import account_dialogue, flow, notify_dialogue, session_dialogue, time_off
 from engine.chat.catalog import DbCatalog
 from engine.chat.formatting import normalize_locale, viewer_timezone
-from engine.chat.screens import Screen
+from engine.chat.screens import Screen, nothing_changed
 from engine.chat.views import Viewer
 from engine.clock import utc_now as utc_now  # re-exported: front ends import it from here
 from engine.followup.manage import parse_manage
@@ -194,18 +194,7 @@ class ConversationService:
             new_state = await flow.apply(state, event, ctx)
             if ctx.unchanged:
                 # The buttons on screen stay valid: no new nonce, nothing saved.
-                notice = ctx.notice
-                toast = notice if pressed else None
-                return _Stepped(
-                    Screen(
-                        "unchanged",
-                        "",
-                        notice=notice,
-                        unchanged=True,
-                        nonce=state.nonce,
-                        toast=toast,
-                    )
-                )
+                return _Stepped(nothing_changed(ctx.notice, toast=pressed, nonce=state.nonce))
             new_state.nonce = state.nonce + 1
             screen = replace(await flow.render(new_state, ctx), nonce=new_state.nonce)
             if pressed and screen.toast is None:

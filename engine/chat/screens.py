@@ -114,6 +114,22 @@ class Attachment:
     mime_type: str
 
 
+def nothing_changed(
+    notice: str | None, *, toast: bool = True, alert: bool = False, nonce: int = 0
+) -> Screen:
+    """An answer that draws nothing: the press gets `notice` as its toast (or alert), and every
+    message on screen stays as it is, buttons included (their nonce is still the current one)."""
+    return Screen(
+        "unchanged",
+        "",
+        notice=notice,
+        unchanged=True,
+        toast=notice if toast else None,
+        alert=alert,
+        nonce=nonce,
+    )
+
+
 class Placement(enum.StrEnum):
     """Where a screen goes in a chat. The wizard is one live message; the dialogues about booked
     sessions answer on the message whose button was pressed, or as messages of their own."""

@@ -25,7 +25,7 @@ from engine.chat.formatting import (
     viewer_timezone,
     weekday_name,
 )
-from engine.chat.screens import Button, Placement, Screen
+from engine.chat.screens import Button, Placement, Screen, nothing_changed
 from engine.followup import manage
 from engine.followup.manage import manage_data
 from engine.followup.video import VideoProvider
@@ -46,9 +46,13 @@ class Desk:
     video: VideoProvider
 
 
-def _toast(text: str, *, alert: bool = False) -> Screen:
-    """Nothing to draw: the press is answered and every message stays as it is."""
-    return Screen("unchanged", "", notice=text, unchanged=True, toast=text[:200], alert=alert)
+def _row(session_id: int, *, reschedule: bool) -> tuple[Button, ...]:
+    """A session's buttons: Join, (Reschedule, only for its student), Cancel session."""
+    join = Button(m.JOIN, payload=manage_data("j", session_id))
+    cancel = Button(m.CANCEL_SESSION, payload=manage_data("c", session_id))
+    if not reschedule:
+        return (join, cancel)
+    return (join, Button(m.RESCHEDULE, payload=manage_data("r", session_id)), cancel)
 
 
 async def my_sessions(desk: Desk) -> Screen:
@@ -68,16 +72,10 @@ async def my_sessions(desk: Desk) -> Screen:
             buttons = ((Button(label, payload=manage_data("n", course.id)),),)
         else:
             when = format_datetime_long(booked.scheduled_start, user.timezone, locale)
-            join = Button(m.JOIN, payload=manage_data("j", booked.id))
-            cancel = Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id))
-            if booked.teacher_id == desk.user_id:
-                # A session this person teaches: only its student reschedules.
-                line = m.TEACHING_LINE.format(when=when, course=course.title, name=other.name)
-                buttons = ((join, cancel),)
-            else:
-                line = m.UPCOMING_LINE.format(when=when, course=course.title, name=other.name)
-                reschedule = Button(m.RESCHEDULE, payload=manage_data("r", booked.id))
-                buttons = ((join, reschedule, cancel),)
+            teaching = booked.teacher_id == desk.user_id  # then only its student reschedules
+            template = m.TEACHING_LINE if teaching else m.UPCOMING_LINE
+            line = template.format(when=when, course=course.title, name=other.name)
+            buttons = (_row(booked.id, reschedule=not teaching),)
         entries.append(Screen("my_session", line, buttons=buttons, placement=Placement.NEW))
     lines = () if rows else (m.NO_UPCOMING,)
     return Screen(
@@ -107,7 +105,7 @@ async def act(op: str, target: int, desk: Desk) -> Screen | flow.Start:
     if op == "ask_cancel":
         described = await manage.describe_in(desk.repo, target, desk.user_id)
         if isinstance(described, manage.Unavailable):
-            return _toast(m.EXPIRED)
+            return nothing_changed(m.EXPIRED)
         question = m.CANCEL_CONFIRM.format(
             course=described.course_title,
             name=described.other_name(desk.user_id),
@@ -122,7 +120,7 @@ async def act(op: str, target: int, desk: Desk) -> Screen | flow.Start:
         if isinstance(
             await manage.describe_in(desk.repo, target, desk.user_id), manage.Unavailable
         ):
-            return _toast(m.EXPIRED)
+            return nothing_changed(m.EXPIRED)
         return Screen("kept", m.KEPT, placement=Placement.PRESSED, toast=m.KEPT)
     cancelled = await manage.cancel_in(desk.repo, target, desk.user_id, desk.now, desk.cutoff)
     if not isinstance(cancelled, manage.Cancelled):
@@ -145,16 +143,18 @@ async def _join(target: int, desk: Desk) -> Screen:
         )
     if isinstance(joined, manage.TooEarly):
         minutes = int(manage.ROOM_OPENS_BEFORE.total_seconds() // 60)
-        return _toast(m.ROOM_TOO_EARLY.format(minutes=minutes, when=joined.opens_at), alert=True)
-    return _toast(m.SESSION_OVER if joined.ended else m.EXPIRED)
+        return nothing_changed(
+            m.ROOM_TOO_EARLY.format(minutes=minutes, when=joined.opens_at), alert=True
+        )
+    return nothing_changed(m.SESSION_OVER if joined.ended else m.EXPIRED)
 
 
 def _refusal(outcome: manage.TooLate | manage.Unavailable, user_id: int) -> Screen:
     if isinstance(outcome, manage.TooLate):
         name = outcome.info.other_name(user_id)  # "please contact <them> directly"
         hours = f"{outcome.cutoff_hours:g}"
-        return _toast(m.TOO_LATE.format(hours=hours, name=name), alert=True)
-    return _toast(m.EXPIRED)
+        return nothing_changed(m.TOO_LATE.format(hours=hours, name=name), alert=True)
+    return nothing_changed(m.EXPIRED)
 
 
 async def staff_home(desk: Desk) -> Screen:
@@ -184,12 +184,7 @@ async def staff_home(desk: Desk) -> Screen:
         )
         line = m.HOME_SESSION.format(time=when, course=course.title, name=other.name)
         notes = (m.ST_NOTE.format(student=student.name, note=booked.note),) if booked.note else ()
-        buttons = (
-            (
-                Button(m.JOIN, payload=manage_data("j", booked.id)),
-                Button(m.CANCEL_SESSION, payload=manage_data("c", booked.id)),
-            ),
-        )
+        buttons = (_row(booked.id, reschedule=False),)
         entry = Screen("home_session", line, notes, buttons=buttons, placement=Placement.NEW)
         (today_entries if day == today else week_entries).append(entry)
     hours = sorted(

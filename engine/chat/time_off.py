@@ -22,7 +22,7 @@ from engine.chat.formatting import (
     normalize_locale,
     viewer_timezone,
 )
-from engine.chat.screens import Button, Placement, Screen
+from engine.chat.screens import Button, Placement, Screen, nothing_changed
 from engine.chat.slots import day_bounds_utc
 from engine.followup import manage
 from storage.repositories import Repo
@@ -135,9 +135,9 @@ async def answer(desk: Desk, data: str) -> Screen:
         first = datetime.strptime(found["first"], "%Y%m%d").date()
         last = datetime.strptime(found["last"], "%Y%m%d").date()
     except ValueError:
-        return Screen("unchanged", "", notice=m.EXPIRED, unchanged=True, toast=m.EXPIRED)
+        return nothing_changed(m.EXPIRED)
     if not first <= last or (last - first).days + 1 > MAX_DAYS:
-        return Screen("unchanged", "", notice=m.EXPIRED, unchanged=True, toast=m.EXPIRED)
+        return nothing_changed(m.EXPIRED)
     booked = await desk.repo.teaching_between(
         desk.user_id, day_bounds_utc(first, zone)[0], day_bounds_utc(last, zone)[1]
     )
