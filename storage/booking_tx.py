@@ -574,6 +574,9 @@ def _jobs(row: BookingRow) -> list[tuple[str, datetime]]:
     jobs.append((Job.confirmation_email("student"), now or start))
     jobs.append((Job.confirmation_email("teacher"), now or start))
     jobs.append((Job.booked(), now or start))  # the ST hears of it on chat
+    if row.request.booked_by != row.request.student_id:
+        # A coordinator booked it: the student did not see the wizard, so they are told too.
+        jobs.append((Job.booked("student"), now or start))
     return [(job.format(), due) for job, due in jobs]
 
 

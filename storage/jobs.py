@@ -8,6 +8,7 @@ ones older releases wrote (rows already queued keep working, no data migration):
     student:start, teacher:start             the video room at session time
     student:nudge                            "Schedule Later": pick a time
     teacher:booked                           the ST's chat notice of a new booking
+    student:booked                           the student's, when a coordinator booked for them
     email:confirmation                       the student's invite e-mail
     email:confirmation:teacher               the ST's invite e-mail
     cancelled:chat:<user>[:moved]            the other person's chat notice of a cancellation
@@ -48,7 +49,7 @@ _ROLES: dict[JobKind, tuple[Role, ...]] = {
     JobKind.REMINDER_EMAIL: ("student",),
     JobKind.ROOM: ROLES,
     JobKind.NUDGE: ("student",),
-    JobKind.BOOKED: ("teacher",),
+    JobKind.BOOKED: ROLES,  # the student's copy only when someone else booked for them
     JobKind.CONFIRMATION_EMAIL: ROLES,
     JobKind.CANCELLED_CHAT: ROLES,  # the role is not stored: the row names the user
     JobKind.CANCELLED_EMAIL: ROLES,
@@ -114,8 +115,8 @@ class Job:
         return cls(JobKind.NUDGE)
 
     @classmethod
-    def booked(cls) -> Job:
-        return cls(JobKind.BOOKED, "teacher")
+    def booked(cls, role: Role = "teacher") -> Job:
+        return cls(JobKind.BOOKED, role)
 
     # --- text form -------------------------------------------------------------------------
     def format(self) -> str:
@@ -130,7 +131,7 @@ class Job:
         if kind is JobKind.NUDGE:
             return "student:nudge"
         if kind is JobKind.BOOKED:
-            return "teacher:booked"
+            return f"{self.role}:booked"
         if kind is JobKind.CONFIRMATION_EMAIL:
             return "email:confirmation" + (":teacher" if self.role == "teacher" else "")
         channel = "chat" if kind is JobKind.CANCELLED_CHAT else "email"
@@ -158,8 +159,8 @@ class Job:
                 return cls.reminder_email(_offset(label, text))
             case ["student", "nudge"]:
                 return cls.nudge()
-            case ["teacher", "booked"]:
-                return cls.booked()
+            case [("student" | "teacher") as role, "booked"]:
+                return cls.booked(role)
             case [("student" | "teacher") as role, "start"]:
                 return cls.room(role)
             case [("student" | "teacher") as role, label]:

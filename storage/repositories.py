@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.jobs import Job
 from storage.models import (
@@ -39,6 +40,7 @@ from storage.records import (
     DayOverride,
     IdentityRecord,
     SessionRecord,
+    SessionWithPeople,
     STRecord,
     TeacherCard,
     UserRecord,
@@ -80,6 +82,29 @@ class Repo:
             .order_by(Course.title)
         )
         return [record(CourseRecord, row) for row in rows]
+
+    async def all_courses(self) -> list[CourseRecord]:
+        rows = await self.session.scalars(select(Course).order_by(Course.title))
+        return [record(CourseRecord, row) for row in rows]
+
+    async def search_students(self, text: str, limit: int) -> list[UserRecord]:
+        """People enrolled in at least one course whose name or e-mail contains `text`
+        (any case; `%` and `_` match themselves)."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        enrolled = select(Enrollment.id).where(Enrollment.student_id == User.id).exists()
+        rows = await self.session.scalars(
+            select(User)
+            .where(
+                enrolled,
+                or_(
+                    User.name.ilike(pattern, escape="\\"),
+                    User.email.ilike(pattern, escape="\\"),
+                ),
+            )
+            .order_by(User.name, User.id)
+            .limit(limit)
+        )
+        return [record(UserRecord, row) for row in rows]
 
     async def counted_sessions(
         self, student_id: int, course_id: int, *, include_unscheduled: bool = True
@@ -268,6 +293,44 @@ class Repo:
         if not ids:
             return []
         return list(await self.session.scalars(select(model).where(model.id.in_(ids))))
+
+    async def scheduled_starting_between(
+        self, start: datetime, end: datetime
+    ) -> list[SessionWithPeople]:
+        """Every scheduled session across campus starting in [start, end), with its course and
+        both people, in time order: one query however many there are (a coordinator's day)."""
+        return await self._with_people(
+            Session.status == SessionStatus.SCHEDULED,
+            Session.scheduled_start >= start,
+            Session.scheduled_start < end,
+        )
+
+    async def session_with_people(self, session_id: int) -> SessionWithPeople | None:
+        """One session in any status with its course and both people; None when it has no ST
+        (a "Schedule Later" one) or does not exist."""
+        found = await self._with_people(Session.id == session_id)
+        return found[0] if found else None
+
+    async def _with_people(self, *where: Any) -> list[SessionWithPeople]:
+        student, teacher = aliased(User), aliased(User)
+        rows = await self.session.execute(
+            select(Session, Course, student, teacher)
+            .join(Course, Course.id == Session.course_id)
+            .join(student, student.id == Session.student_id)
+            .join(teacher, teacher.id == Session.teacher_id)
+            .where(*where)
+            .order_by(Session.scheduled_start, Session.id)
+            .execution_options(populate_existing=True)
+        )
+        return [
+            SessionWithPeople(
+                record(SessionRecord, booked),
+                record(CourseRecord, course),
+                record(UserRecord, learner),
+                record(UserRecord, st),
+            )
+            for booked, course, learner, st in rows
+        ]
 
     async def session_by_id(self, session_id: int) -> SessionRecord | None:
         found = await self.session.get(Session, session_id, populate_existing=True)

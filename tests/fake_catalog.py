@@ -77,6 +77,7 @@ class FakeCatalog:
     sts: dict[tuple[int, int], FakeST] = field(default_factory=dict)  # (course, teacher)
     sessions: list[FakeSession] = field(default_factory=list)
     broken: bool = False  # the database is down: every booking fails with BookingFailed
+    names: dict[int, str] = field(default_factory=dict)  # people other than the STs
 
     @classmethod
     def campus(cls) -> FakeCatalog:
@@ -303,7 +304,7 @@ class FakeCatalog:
         return Booked(placeholder.id)
 
     async def schedule_later(
-        self, student_id: int, course_id: int, platform: str
+        self, student_id: int, course_id: int, platform: str, created_by: int | None = None
     ) -> ScheduledLater | NotEnrolled | NoSessionsLeft:
         if (student_id, course_id) not in self.enrollments:
             return NotEnrolled()
@@ -317,6 +318,9 @@ class FakeCatalog:
         if await self.sessions_left(student_id, course_id) <= 0:
             return NoSessionsLeft()
         return ScheduledLater(self._add(course_id, student_id, UNSCHEDULED, platform=platform).id)
+
+    async def person_name(self, user_id: int) -> str | None:
+        return self.names.get(user_id)
 
 
 _MINUTE = timedelta(minutes=1)

@@ -272,7 +272,7 @@ class DbCatalog:
         )
 
     async def schedule_later(
-        self, student_id: int, course_id: int, platform: str
+        self, student_id: int, course_id: int, platform: str, created_by: int | None = None
     ) -> ScheduledLater | NotEnrolled | NoSessionsLeft:
         await self.repo.lock_user(student_id)
         if not await self.repo.is_enrolled(student_id, course_id):
@@ -283,7 +283,11 @@ class DbCatalog:
         if await self._left(student_id, course_id, include_unscheduled=True) <= 0:
             return NoSessionsLeft()
         saved_id = await self.repo.add_unscheduled_session(
-            course_id=course_id, student_id=student_id, created_via=platform
+            course_id=course_id, student_id=student_id, created_via=platform, created_by=created_by
         )
         self.repo.add_job(saved_id, Job.nudge(), self.now + self.nudge_after)
         return ScheduledLater(saved_id)
+
+    async def person_name(self, user_id: int) -> str | None:
+        user = await self.repo.user(user_id)
+        return None if user is None else user.name

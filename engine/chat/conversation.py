@@ -11,7 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from engine.chat import account_dialogue, flow, notify_dialogue, session_dialogue, time_off
+from engine.chat import (
+    account_dialogue,
+    campus,
+    flow,
+    notify_dialogue,
+    session_dialogue,
+    time_off,
+)
 from engine.chat.catalog import DbCatalog
 from engine.chat.formatting import normalize_locale, viewer_timezone
 from engine.chat.screens import Screen, nothing_changed
@@ -158,6 +165,7 @@ class ConversationService:
                 ),
                 now=now,
                 platform=platform,
+                coordinator=user.is_coordinator,
                 dashboard_url=self.settings.dashboard_url,
                 enroll_url=self.settings.enroll_url,
                 email_from=self.settings.email_from,
@@ -180,6 +188,8 @@ class ConversationService:
                 return _Stepped(await notify_dialogue.show(account))
             if isinstance(event, flow.Press) and notify_dialogue.is_answer(event.data):
                 return _Stepped(await notify_dialogue.choose(account, event.data))
+            if isinstance(event, flow.Press) and campus.is_answer(event.data):
+                return _Stepped(await campus.answer(campus.Desk(repo, user.id, now), event.data))
             managed = parse_manage(event.data) if isinstance(event, flow.Press) else None
             if isinstance(event, flow.MySessions | flow.StaffHome) or managed is not None:
                 desk = session_dialogue.Desk(repo, user.id, now, self.cutoff, self.video)
@@ -191,6 +201,10 @@ class ConversationService:
                 if isinstance(answer, Screen):
                     return _Stepped(answer)  # the wizard's state and its buttons stay
                 event = answer  # reschedule or schedule now: the wizard starts
+            if isinstance(event, flow.Show):
+                ctx.notice = event.notice
+                shown = await flow.render(state, ctx)
+                return _Stepped(replace(shown, nonce=state.nonce))
             new_state = await flow.apply(state, event, ctx)
             if ctx.unchanged:
                 # The buttons on screen stay valid: no new nonce, nothing saved.

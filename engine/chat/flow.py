@@ -77,6 +77,9 @@ class State:
     note: str | None = None
     session_id: int | None = None
     rescheduling: int | None = None  # the session this booking replaces, if any
+    # A coordinator booking on a student's behalf: the student (None: the viewer books for
+    # themselves). Checked again on every step, as the coordinator may lose the role.
+    student_id: int | None = None
     nonce: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -118,7 +121,7 @@ _NEEDS: dict[Step, tuple[str, ...]] = {
     Step.BOOKING: ("course_id", "teacher_id", "day", "slot"),
     Step.SUCCESS: ("course_id", "teacher_id", "day", "slot", "session_id"),
 }
-_INTS = ("course_id", "teacher_id", "slot", "session_id", "rescheduling")
+_INTS = ("course_id", "teacher_id", "slot", "session_id", "rescheduling", "student_id")
 
 
 def _consistent(state: State) -> bool:
@@ -157,6 +160,7 @@ class Start:
     teacher_id: int | None = None
     source: str | None = None
     reschedule: int | None = None  # a session of this student, checked by the caller
+    student_id: int | None = None  # book for this student (coordinators only; see Ctx)
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,14 @@ class Away:
 
 
 @dataclass(frozen=True)
+class Show:
+    """Draw the current step again, changing nothing: a platform refused an update (Slack's
+    stale view `hash`: another click won), so the person sees where the booking really is."""
+
+    notice: str | None = None
+
+
+@dataclass(frozen=True)
 class StaffHome:
     """A staff member's home (Slack App Home): today, this week, hours, days off."""
 
@@ -211,7 +223,7 @@ class Notify:
 
 Event = Start | Press | Text | Cancel | Proceed
 # Everything a chat can send: the wizard's events and the session dialogues'.
-ChatEvent = Event | MySessions | Unlink | StaffHome | Notify | Away
+ChatEvent = Event | Show | MySessions | Unlink | StaffHome | Notify | Away
 
 
 # --- the port to the outside world -----------------------------------------------------------
@@ -239,8 +251,12 @@ class Catalog(Protocol):
         ...
 
     async def schedule_later(
-        self, student_id: int, course_id: int, platform: str
+        self, student_id: int, course_id: int, platform: str, created_by: int | None = None
     ) -> ScheduledLater | NotEnrolled | NoSessionsLeft: ...
+
+    async def person_name(self, user_id: int) -> str | None:
+        """A platform user's display name (the student a coordinator books for)."""
+        ...
 
 
 @dataclass
@@ -261,6 +277,8 @@ class Ctx:
     unchanged: bool = False
     # Set by "Book Session": the loading state is saved and shown first; then Proceed books.
     proceed: bool = False
+    # The viewer is a coordinator (users.is_coordinator): they may book for another student.
+    coordinator: bool = False
 
     def emit(self, name: str, **data: Any) -> None:
         self.analytics.append((name, data))
@@ -274,6 +292,15 @@ class Ctx:
         return self.now.astimezone(ZoneInfo(self.viewer.timezone)).date()
 
 
+def student_of(state: State, ctx: Ctx) -> int:
+    """Whose booking this is: the student a coordinator acts for, else the viewer."""
+    return ctx.viewer.user_id if state.student_id is None else state.student_id
+
+
+def _for_someone_else(state: State, ctx: Ctx) -> bool:
+    return student_of(state, ctx) != ctx.viewer.user_id
+
+
 # --- dispatch ------------------------------------------------------------------------------
 async def apply(state: State, event: Event, ctx: Ctx) -> State:
     if isinstance(event, Proceed):
@@ -283,6 +310,9 @@ async def apply(state: State, event: Event, ctx: Ctx) -> State:
         return await book_now(state, ctx)
     if state.step == Step.BOOKING:
         return await recover(state, ctx)
+    if _for_someone_else(state, ctx) and not ctx.coordinator and not isinstance(event, Start):
+        ctx.notice = m.COORDINATORS_ONLY  # the role was taken away since the wizard began
+        return State(step=Step.IDLE, nonce=state.nonce)
     if isinstance(event, Start):
         return await start(state, event, ctx)
     if isinstance(event, Cancel):
@@ -305,16 +335,26 @@ async def start(state: State, event: Start, ctx: Ctx) -> State:
         course = await ctx.catalog.course_by_slug(event.course_slug)
         if course is None:
             ctx.notice = m.UNKNOWN_COURSE.format(slug=event.course_slug[:64])
+    on_behalf = event.student_id is not None and event.student_id != ctx.viewer.user_id
+    if on_behalf and not ctx.coordinator:
+        ctx.notice = m.COORDINATORS_ONLY
+        return State(step=Step.IDLE, nonce=state.nonce)
+    student_id = event.student_id if on_behalf else None
     if course is None:
-        return State(step=Step.CHOOSE_COURSE, nonce=state.nonce)
+        return State(step=Step.CHOOSE_COURSE, student_id=student_id, nonce=state.nonce)
     fresh = State(
-        course_id=course.id, source=event.source, rescheduling=event.reschedule, nonce=state.nonce
+        course_id=course.id,
+        source=event.source,
+        rescheduling=event.reschedule,
+        student_id=student_id,
+        nonce=state.nonce,
     )
     ctx.emit("page_view", course_id=course.id, st_preselected=event.teacher_id is not None)
-    student = ctx.viewer.user_id
+    student = student_of(fresh, ctx)
     if not await ctx.catalog.is_enrolled(student, course.id):
         if await ctx.catalog.teaches(student, course.id):
-            ctx.notice = m.YOU_TEACH.format(course=course.title)
+            template = m.THEY_TEACH if on_behalf else m.YOU_TEACH
+            ctx.notice = template.format(course=course.title)
             return State(step=Step.IDLE, nonce=state.nonce)
         return replace(fresh, step=Step.NOT_ENROLLED)
     if event.reschedule is None and await ctx.catalog.sessions_left(student, course.id) <= 0:
@@ -344,7 +384,8 @@ async def _open_calendar(state: State, ctx: Ctx) -> State:
 
 
 async def pick_course(state: State, action: Action, ctx: Ctx) -> State:
-    return await start(state, Start(course_id=int(action.arg), source="chat"), ctx)
+    chosen = Start(course_id=int(action.arg), source="chat", student_id=state.student_id)
+    return await start(state, chosen, ctx)
 
 
 async def pick_st(state: State, action: Action, ctx: Ctx) -> State:
@@ -470,7 +511,7 @@ async def book_now(state: State, ctx: Ctx) -> State:
     outcome = await ctx.catalog.book(
         BookingRequest(
             course_id=course.id,
-            student_id=ctx.viewer.user_id,
+            student_id=student_of(state, ctx),
             teacher_id=state.teacher_id,
             start=start_at,
             end=start_at + timedelta(minutes=course.session_minutes),
@@ -478,6 +519,7 @@ async def book_now(state: State, ctx: Ctx) -> State:
             note=state.note,
             platform=ctx.platform,
             replaces=state.rescheduling,
+            created_by=ctx.viewer.user_id if _for_someone_else(state, ctx) else None,
         ),
         ctx.now,
     )
@@ -494,7 +536,7 @@ async def recover(state: State, ctx: Ctx) -> State:
     comes back. Whatever the event was, this answer is what the student needs to see first."""
     assert state.teacher_id is not None and state.slot is not None
     start_at = _slot_time(state.slot)
-    found = await ctx.catalog.booked_session(ctx.viewer.user_id, state.teacher_id, start_at)
+    found = await ctx.catalog.booked_session(student_of(state, ctx), state.teacher_id, start_at)
     if found is not None:
         return replace(state, step=Step.SUCCESS, session_id=found)
     ctx.notice = m.BOOKING_INTERRUPTED
@@ -524,7 +566,12 @@ async def _after_failure(state: State, outcome: Outcome, ctx: Ctx) -> State:
 
 async def schedule_later(state: State, action: Action, ctx: Ctx) -> State:
     assert state.course_id is not None
-    result = await ctx.catalog.schedule_later(ctx.viewer.user_id, state.course_id, ctx.platform)
+    result = await ctx.catalog.schedule_later(
+        student_of(state, ctx),
+        state.course_id,
+        ctx.platform,
+        created_by=ctx.viewer.user_id if _for_someone_else(state, ctx) else None,
+    )
     if isinstance(result, NotEnrolled):
         return replace(state, step=Step.NOT_ENROLLED)
     if isinstance(result, NoSessionsLeft):
@@ -545,11 +592,12 @@ async def back(state: State, action: Action, ctx: Ctx) -> State:
         return replace(state, step=Step.CHOOSE_DATE, day=None)
     if state.step == Step.CHOOSE_DATE:
         return await _to_choose_st(state, ctx)
-    return State(step=Step.CHOOSE_COURSE, nonce=state.nonce)
+    return State(step=Step.CHOOSE_COURSE, student_id=state.student_id, nonce=state.nonce)
 
 
 async def book_another(state: State, action: Action, ctx: Ctx) -> State:
-    return await start(state, Start(course_id=state.course_id, source=state.source), ctx)
+    again = Start(course_id=state.course_id, source=state.source, student_id=state.student_id)
+    return await start(state, again, ctx)
 
 
 async def noop(state: State, action: Action, ctx: Ctx) -> State:
@@ -591,9 +639,10 @@ async def type_text(state: State, text: str, ctx: Ctx) -> State:
         return await choose_day(state, parsed.day, ctx)
     if state.step == Step.CHOOSE_COURSE:
         wanted = text.strip().casefold()
-        for course in await ctx.catalog.enrolled_courses(ctx.viewer.user_id):
+        for course in await ctx.catalog.enrolled_courses(student_of(state, ctx)):
             if wanted in (course.slug.casefold(), course.title.casefold()):
-                return await start(state, Start(course_id=course.id, source="chat"), ctx)
+                chosen = Start(course_id=course.id, source="chat", student_id=state.student_id)
+                return await start(state, chosen, ctx)
     ctx.notice = m.USE_BUTTONS_ONLY
     return state
 
@@ -657,7 +706,7 @@ async def _teacher(state: State, ctx: Ctx) -> TeacherInfo:
 async def _free(state: State, ctx: Ctx, start: datetime, end: datetime) -> list[datetime]:
     assert state.course_id is not None and state.teacher_id is not None
     return await ctx.catalog.free_slots(
-        state.course_id, state.teacher_id, ctx.viewer.user_id, start, end, ctx.now
+        state.course_id, state.teacher_id, student_of(state, ctx), start, end, ctx.now
     )
 
 
@@ -696,13 +745,23 @@ async def _month_bounds(state: State, ctx: Ctx) -> tuple[tuple[int, int], tuple[
 
 # --- rendering -------------------------------------------------------------------------------
 async def render(state: State, ctx: Ctx) -> Screen:
-    """Gather what the step shows and hand it to the pure builders in views.py."""
+    """Gather what the step shows and hand it to the pure builders in views.py; a booking made
+    for a student says whose it is on every step, so a coordinator never loses track."""
+    screen = await _render(state, ctx)
+    if state.step == Step.IDLE or not _for_someone_else(state, ctx):
+        return screen
+    name = await ctx.catalog.person_name(student_of(state, ctx)) or m.A_STUDENT
+    return replace(screen, lines=(m.BOOKING_FOR.format(name=name), *screen.lines))
+
+
+async def _render(state: State, ctx: Ctx) -> Screen:
     notice = ctx.notice
     viewer = ctx.viewer
     if state.step == Step.IDLE:
         return views.ended(notice or m.CANCELLED)
     if state.step == Step.CHOOSE_COURSE or state.course_id is None:
-        return views.choose_course(await ctx.catalog.enrolled_courses(viewer.user_id), notice)
+        courses = await ctx.catalog.enrolled_courses(student_of(state, ctx))
+        return views.choose_course(courses, notice)
     course = await _course(state, ctx)
     if state.step == Step.NOT_ENROLLED:
         return views.not_enrolled(course, ctx.enroll_url.format(slug=course.slug), notice)

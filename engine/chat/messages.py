@@ -114,6 +114,12 @@ NOTHING_TO_CANCEL: Final = (
 )
 AFTER_FINAL: Final = "Send /book to book another session, or /mysessions to see your sessions."
 YOU_TEACH: Final = "You teach {course}; links to book it are for students."
+THEY_TEACH: Final = "This person teaches {course}, so they cannot book it as a student."
+COORDINATORS_ONLY: Final = "Only coordinators can book a session for another student."
+BOOKING_FOR: Final = "Booking for {name}"
+A_STUDENT: Final = "a student"
+A_COORDINATOR: Final = "A coordinator"
+BOOKED_FOR_YOU: Final = "{by} booked a session of {course} for you with {name} on {when}."
 
 # The staff home (Slack App Home): the ST's day and week, hours and days off
 HOME_TODAY: Final = "Today"
@@ -125,6 +131,39 @@ HOME_NO_HOURS: Final = "No weekly hours set."
 HOME_NO_DAYS_OFF: Final = "None."
 HOME_SESSION: Final = "{time}: {course} with {name}"
 HOME_HOURS_LINE: Final = "{day}: {start}–{end} ({zone})"
+
+# Today across campus (a coordinator's App Home): every session today, possible no-shows, and
+# Cancel with a reason (both people are told)
+CAMPUS_TODAY: Final = "Today across campus"
+CAMPUS_DAY: Final = "{day} (times in {zone})"
+CAMPUS_NOTHING: Final = "No sessions today."
+CAMPUS_LINE: Final = "• {time}: {student} with {teacher}"
+CAMPUS_NO_SHOWS: Final = "Possible no-shows to follow up"
+CAMPUS_NO_SHOWS_WHY: Final = (
+    "Started more than {minutes} minutes ago and the video room was never opened."
+)
+CAMPUS_NO_SHOW_LINE: Final = "• {time}: {course}, {student} with {teacher}"
+CAMPUS_NO_NO_SHOWS: Final = "None."
+CAMPUS_CANCEL: Final = "Cancel {time} {student}"
+CAMPUS_WHY: Final = (
+    "Why cancel the {course} session of {student} with {teacher} on {when}? Both are told."
+)
+CAMPUS_CONFIRM: Final = (
+    "Cancel the {course} session of {student} with {teacher} on {when}? Both are told."
+)
+CAMPUS_NO_REASON: Final = "No reason is given."
+CAMPUS_CANCELLED: Final = (
+    "The {course} session of {student} with {teacher} on {when} is cancelled; both have been told."
+)
+CAMPUS_KEPT: Final = "The session stays booked."
+# A reason's button (what the coordinator reads) and what the student and the ST read
+REASON_NO_SHOW: Final = "Possible no-show"
+REASON_NO_SHOW_TEXT: Final = "Possible no-show."
+REASON_ST_UNAVAILABLE: Final = "ST unavailable"
+REASON_ST_UNAVAILABLE_TEXT: Final = "The Student-Teacher is unavailable."
+REASON_STUDENT_ASKED: Final = "Student asked"
+REASON_STUDENT_ASKED_TEXT: Final = "The student asked to cancel."
+REASON_OTHER: Final = "Other"
 
 # Time off (/away)
 AWAY_USAGE: Final = (

@@ -59,6 +59,7 @@ class Facts:
     teacher: UserRecord | None
     identities: dict[int, list[IdentityRecord]]
     canceller: UserRecord | None = None  # who cancelled, when neither the student nor the ST
+    booker: UserRecord | None = None  # who booked, when not the student (a coordinator)
 
 
 class Dispatcher:
@@ -117,6 +118,8 @@ class Dispatcher:
             return await self._nudge(facts, recipient)
         if facts.session.status != SessionStatus.SCHEDULED.value:
             return Skip(f"session is {facts.session.status}")
+        if what.kind is JobKind.BOOKED and recipient is facts.student:
+            return await self._chat(facts, recipient, self._booked_for(facts, recipient))
         if what.kind is JobKind.BOOKED:
             text = booking_text(facts.session, facts.course, facts.student, recipient)
             return await self._chat(facts, recipient, OutMessage(text))
@@ -188,6 +191,23 @@ class Dispatcher:
             row.append(OutButton(m.RESCHEDULE, manage_data("r", sid)))
         row.append(OutButton(m.CANCEL_SESSION, manage_data("c", sid)))
         return OutMessage(text, (tuple(row),))
+
+    def _booked_for(self, facts: Facts, student: UserRecord) -> OutMessage:
+        """The student's notice of a session a coordinator booked for them, with the same
+        buttons as a reminder, so they can still move or cancel it themselves."""
+        text = m.BOOKED_FOR_YOU.format(
+            by=facts.booker.name if facts.booker else m.A_COORDINATOR,
+            course=facts.course.title,
+            name=self._other(facts, student),
+            when=self._when(facts, student),
+        )
+        sid = facts.session.id
+        row = (
+            OutButton(m.JOIN, manage_data("j", sid)),
+            OutButton(m.RESCHEDULE, manage_data("r", sid)),
+            OutButton(m.CANCEL_SESSION, manage_data("c", sid)),
+        )
+        return OutMessage(text, (row,))
 
     def _starting(self, facts: Facts, user: UserRecord, url: str) -> OutMessage:
         text = m.STARTING.format(
@@ -403,4 +423,8 @@ class Dispatcher:
                 if by is not None and by not in (student.id, booked.teacher_id)
                 else None
             )
-            return Facts(booked, course, student, teacher, identities, canceller)
+            made_by = booked.created_by
+            booker = (
+                await repo.user(made_by) if made_by is not None and made_by != student.id else None
+            )
+            return Facts(booked, course, student, teacher, identities, canceller, booker)
