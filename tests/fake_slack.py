@@ -48,6 +48,12 @@ BOT_USER_ID = "U0BOOKBOT"
 BOT_ID = "B0BOOKBOT"
 APP_ID = "A0BOOKBOT"
 UPLOAD = "upload"  # the method name recorded for the POST of a file's bytes to its upload_url
+APP_TOKEN = "xapp-1-A0BOOKBOT-1-test"  # app-level: apps.connections.open takes only this one
+APP_LEVEL = frozenset({"apps.connections.open"})
+# Calls a transcript leaves out: identity and plumbing, not what a person sees.
+TRANSCRIPT_HIDES = frozenset(
+    {"auth.test", "conversations.open", "users.info", "files.getUploadURLExternal", UPLOAD}
+)
 DEFAULT_SCOPES = frozenset(
     {"commands", "chat:write", "im:write", "users:read", "users:read.email", "files:write"}
 )
@@ -226,6 +232,7 @@ class FakeSlack:
         self.token = token
         self.scopes = set(scopes)
         self.calls: list[Call] = []
+        self._notes: list[tuple[int, str]] = []  # (calls so far, what a person did)
         self.users: dict[str, SlackUser] = {}
         self.channels: dict[str, Channel] = {}
         self.views: dict[str, JSONDict] = {}  # modal views by view id, as Slack last returned
@@ -252,7 +259,12 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "apps.connections.open": self._apps_connections_open,
         }
+        self.app_token = APP_TOKEN
+        self.socket_received: list[JSONDict] = []  # what Socket Mode clients sent, in order
+        self._sockets: list[web.WebSocketResponse] = []
+        self._tickets: set[str] = set()  # issued by apps.connections.open, each used once
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -261,6 +273,8 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_get("/socket", self._socket)
+        app.on_shutdown.append(self._close_sockets)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -345,6 +359,42 @@ class FakeSlack:
         value = f"{next(self._ids)}.{int(self.clock())}.{secrets.token_hex(16)}"
         self._triggers[value] = self.clock()
         return value
+
+    def note(self, line: str) -> None:
+        """What a person did (a command, a click), for the transcript."""
+        self._notes.append((len(self.calls), line))
+
+    def transcript(self, hide: frozenset[str] = TRANSCRIPT_HIDES) -> str:
+        """What people did and what the app drew, in order, as text (ids and hashes left out)."""
+        names = {u.id: u.real_name for u in self.users.values()}
+        dms = {c.id: names.get(c.user or "", c.id) for c in self.channels.values() if c.user}
+        lines: list[str] = []
+        notes = list(self._notes)
+        for index, call in enumerate([*self.calls, None]):
+            while notes and notes[0][0] <= index:
+                lines.append(notes.pop(0)[1])
+            if call is None or call.method in hide:
+                continue
+            lines.extend(_describe(call, names, dms))
+        return "\n".join(lines)
+
+    def answer_with_view(self, view_id: str, view: JSONDict) -> JSONDict:
+        """What Slack does with a `view_submission` answered `response_action: update`: the
+        modal becomes `view`, with a new hash."""
+        current = self.views.get(view_id)
+        if current is None:
+            raise AssertionError(f"no view {view_id}")
+        updated = self._view(
+            Call("views.update", {"view": view}, self.token), view_id=view_id, previous=current
+        )
+        self.views[view_id] = updated
+        drawn = "\n".join(f"    {line}" for line in _drawn(updated["blocks"]) if line)
+        self.note(f"app answers the submission: the modal becomes\n{drawn}")
+        return copy.deepcopy(updated)
+
+    def change_view_elsewhere(self, view_id: str) -> None:
+        """Another click updated the modal first: its hash moves on, its blocks stay."""
+        self.views[view_id]["hash"] = f"{int(self.clock())}.{secrets.token_hex(6)}"
 
     def response_url(self) -> str:
         """A response_url on this server; what the app posts to it lands in `responses`."""
@@ -434,7 +484,7 @@ class FakeSlack:
         try:
             if token is None:
                 raise SlackError("not_authed")
-            if token != self.token:
+            if token != (self.app_token if method in APP_LEVEL else self.token):
                 raise SlackError("invalid_auth")
             self._check_failure(method)
             handler = self._methods.get(method)
@@ -726,3 +776,131 @@ class FakeSlack:
             message.files = [f.to_api() for f in done]
             channel.messages.append(message)
         return {"files": [{"id": f.id, "title": f.title} for f in done]}
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    def _apps_connections_open(self, call: Call) -> JSONDict:
+        """A one-use WebSocket URL, on this server instead of `wss://wss-….slack.com`."""
+        ticket = secrets.token_hex(8)
+        self._tickets.add(ticket)
+        return {"url": f"ws://127.0.0.1:{self._port}/socket?ticket={ticket}"}
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        """Socket Mode's WebSocket: Slack's `hello` first, then whatever `push_envelope` sends;
+        every JSON text the client sends back (its acknowledgements) lands in
+        `socket_received`."""
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid or used ticket")
+        self._tickets.discard(ticket)
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        try:
+            await socket.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+            async for message in socket:
+                if message.type == web.WSMsgType.TEXT:
+                    self.socket_received.append(json.loads(message.data))
+        finally:
+            self._sockets.remove(socket)
+        return socket
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+
+    @property
+    def socket_clients(self) -> int:
+        """Socket Mode connections open now."""
+        return len(self._sockets)
+
+    async def push_envelope(
+        self, kind: str, payload: JSONDict, *, accepts_response_payload: bool = False
+    ) -> str:
+        """Deliver `payload` as Slack does in Socket Mode (`kind`: `slash_commands`,
+        `interactive`, `events_api`) down the newest connection; its `envelope_id`."""
+        if not self._sockets:
+            raise AssertionError("no Socket Mode client is connected")
+        envelope_id = secrets.token_hex(16)
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": accepts_response_payload,
+            }
+        )
+        return envelope_id
+
+    def acknowledgements(self, envelope_id: str) -> list[JSONDict]:
+        return [m for m in self.socket_received if m.get("envelope_id") == envelope_id]
+
+
+def _text(element: JSONDict | None) -> str:
+    return str((element or {}).get("text", ""))
+
+
+def _drawn(blocks: list[JSONDict]) -> list[str]:
+    """A view's or a message's blocks as a person reads them: text, [buttons], fields."""
+    out: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "section":
+            out.extend(_text(block.get("text")).splitlines())
+        elif kind == "context":
+            out.extend(_text(e) for e in block.get("elements", []))
+        elif kind == "input":
+            element = block.get("element", {})
+            out.append(f"{_text(block.get('label'))}: <{element.get('type')}>")
+        elif kind == "actions":
+            shown = []
+            for element in block.get("elements", []):
+                if element.get("type") == "button":
+                    shown.append(f"[{_text(element.get('text'))}]")
+                elif element.get("type") == "checkboxes":
+                    ticked = "x" if element.get("initial_options") else " "
+                    shown.append(f"[{ticked}] {_text(element['options'][0].get('text'))}")
+                elif element.get("type") == "datepicker":
+                    shown.append(f"[📅 {element.get('initial_date', 'pick a day')}]")
+            out.append(" ".join(shown))
+        elif kind == "divider":
+            out.append("---")
+    return out
+
+
+def _describe(call: Call, names: dict[str, str], dms: dict[str, str]) -> list[str]:
+    """One call as transcript lines: what the app showed, to whom, and how Slack answered."""
+    params = call.params
+    error = "" if call.ok else f"  → {(call.response or {}).get('error', call.status)}"
+    if call.method in {"views.open", "views.update", "views.publish"}:
+        raw = params.get("view")
+        view = json.loads(raw) if isinstance(raw, str) else raw or {}
+        verb = {"views.open": "opens", "views.update": "updates", "views.publish": "publishes"}
+        what = "App Home" if call.method == "views.publish" else "the modal"
+        checked = " (with its hash)" if params.get("hash") else ""
+        head = f"app {verb[call.method]} {what}{checked}{error}"
+        blocks = view.get("blocks", [])
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        return [head, *(f"    {line}" for line in _drawn(blocks) if line)]
+    if call.method in {"chat.postMessage", "chat.update", "chat.postEphemeral"}:
+        where = dms.get(str(params.get("channel")), str(params.get("channel")))
+        raw_blocks = params.get("blocks") or []
+        blocks = json.loads(raw_blocks) if isinstance(raw_blocks, str) else raw_blocks
+        lines = _drawn(blocks) or str(params.get("text", "")).splitlines()
+        verb = {"chat.postMessage": "→", "chat.update": "edits", "chat.postEphemeral": "(only you)"}
+        return [f"app {verb[call.method]} {where}{error}", *(f"    {line}" for line in lines)]
+    if call.method == "files.completeUploadExternal":
+        where = dms.get(str(params.get("channel_id")), "")
+        files = params.get("files")
+        items = json.loads(files) if isinstance(files, str) else files or []
+        titles = ", ".join(str(i.get("title", "")) for i in items)
+        return [f"app uploads {titles} to {where}'s DM{error}"]
+    return [f"app calls {call.method}{error}"]

@@ -186,6 +186,9 @@ def _action(
         action["selected_date"] = value
     elif kind == "timepicker":
         action["selected_time"] = value
+    elif kind == "checkboxes":  # a click on a one-option checkbox flips it
+        ticked = bool(element.get("initial_options"))
+        action["selected_options"] = [] if ticked else list(element["options"][:1])
     else:
         action["value"] = value
     return action

@@ -83,6 +83,13 @@ def _elements(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+def _value(element: dict[str, Any]) -> str | None:
+    """What pressing the element sends: a button's value, the reminders checkbox's option."""
+    if element["type"] == "checkboxes":
+        return str(element["options"][0]["value"])
+    return element.get("value") if element["type"] == "button" else None
+
+
 def _buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in _elements(blocks) if e["type"] == "button"]
 
@@ -109,7 +116,7 @@ def _all_text(blocks: list[dict[str, Any]]) -> str:
 def test_every_pressable_button_carries_exactly_the_engines_data(name: str) -> None:
     screen = SCREENS[name]
     for blocks in (sb.message_blocks(screen), sb.modal_view(screen, "m")["blocks"]):
-        values = [b["value"] for b in _buttons(blocks) if "value" in b]
+        values = [_value(e) for e in _elements(blocks) if _value(e) is not None]
         expected = [screen.data(b) for b in _pressable(screen)]
         assert values == expected
         assert all(
@@ -192,32 +199,39 @@ def test_a_month_without_free_days_has_a_datepicker_without_an_initial_date() ->
 
 
 @pytest.mark.parametrize(
-    ("picked", "expected"),
+    "picked",
+    [date(2026, 11, 5), date(2026, 11, 6), date(2026, 11, 1), date(2026, 12, 5)],
+)
+def test_a_picked_day_becomes_the_engines_own_press_for_the_screen_shown(picked: date) -> None:
+    """Any day: the engine judges it (no free times, past, too far) with the spec's words."""
+    screen = SCREENS["choose_date"]
+    (block,) = [b for b in sb.message_blocks(screen) if b.get("block_id", "").startswith("date:")]
+    pressed = sb.date_value(block["block_id"], picked.isoformat())
+    assert pressed == Action(Kind.PICK_DATE, picked.isoformat()).encode(screen.nonce)
+
+
+@pytest.mark.parametrize(
+    ("block_id", "picked"),
     [
-        (date(2026, 11, 5), "d|2026-11-05"),
-        (date(2026, 11, 27), "d|2026-11-27"),
-        (date(2026, 11, 6), None),  # no free times
-        (date(2026, 11, 1), None),  # past
-        (date(2026, 12, 5), None),  # another month
+        ("date:7", "2026-13-01"),
+        ("date:7", None),
+        ("date:", "2026-11-05"),
+        ("date:x1", "2026-11-05"),
+        ("note", "2026-11-05"),
+        ("date:１", "2026-11-05"),
     ],
 )
-def test_a_picked_day_becomes_the_engines_press_only_when_it_is_free(
-    picked: date, expected: str | None
+def test_a_date_from_a_block_or_a_value_we_never_drew_is_no_press(
+    block_id: str, picked: str | None
 ) -> None:
-    screen = SCREENS["choose_date"]
-    pressed = sb.date_press(screen, picked)
-    if expected is None:
-        assert pressed is None
-    else:
-        assert pressed == Action(Kind.PICK_DATE, picked.isoformat()).encode(screen.nonce)
-        assert pressed.endswith(expected)
+    assert sb.date_value(block_id, picked) is None
 
 
-def test_every_initial_date_round_trips_through_date_press() -> None:
+def test_every_initial_date_is_a_pressable_day_of_the_screen() -> None:
     screen = SCREENS["choose_date"]
     (picker,) = [e for e in _elements(sb.message_blocks(screen)) if e["type"] == "datepicker"]
-    picked = date.fromisoformat(picker["initial_date"])
-    assert sb.date_press(screen, picked) == screen.data(sb.day_buttons(screen)[0])
+    first = sb.day_buttons(screen)[0]
+    assert first.action is not None and picker["initial_date"] == first.action.arg
 
 
 def test_a_prompt_becomes_a_multiline_note_field_with_a_submit_in_the_modal() -> None:
@@ -233,12 +247,22 @@ def test_a_prompt_becomes_a_multiline_note_field_with_a_submit_in_the_modal() ->
     assert "submit" in view
 
 
-def test_the_confirm_modal_without_a_prompt_keeps_the_reminders_toggle_as_a_button() -> None:
+def test_the_reminders_toggle_is_a_checkbox_ticked_when_they_are_on() -> None:
     view = sb.modal_view(SCREENS["confirm"], "m")
     assert not [b for b in view["blocks"] if b["type"] == "input"]
     assert "submit" not in view
     labels = [b["text"]["text"] for b in _buttons(view["blocks"])]
-    assert any("Reminders" in label for label in labels)
+    assert not any("Reminders" in label for label in labels)
+    (box,) = [e for e in _elements(view["blocks"]) if e["type"] == "checkboxes"]
+    assert box["action_id"] == sb.REMINDERS_ACTION
+    assert box["initial_options"] == box["options"]  # the fixture's reminders are on
+    toggle = box["options"][0]["value"]
+    # Ticking and unticking are the same press: the engine flips the setting.
+    ticked = {"action_id": sb.REMINDERS_ACTION, "selected_options": box["options"]}
+    unticked = {"action_id": sb.REMINDERS_ACTION, "selected_options": []}
+    assert sb.checkbox_value(ticked, view["blocks"]) == toggle
+    assert sb.checkbox_value(unticked, view["blocks"]) == toggle
+    assert sb.checkbox_value(unticked, []) is None
 
 
 def test_the_preselected_st_card_has_no_book_button() -> None:

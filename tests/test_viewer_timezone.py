@@ -1,5 +1,5 @@
-"""The viewer's time zone: the user's own, else the one the chat platform's profile gives, else
-UTC (the platform's database may hold no zone for a user)."""
+"""The viewer's time zone: the one the chat client shows the person (Slack's `users.info` tz),
+else the user's own row, else UTC (the platform's database may hold no zone for a user)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ Factory = async_sessionmaker[AsyncSession]
 @pytest.mark.parametrize(
     ("own", "profile", "shown"),
     [
-        ("Europe/Berlin", "Asia/Tokyo", "Europe/Berlin"),  # the user's own choice wins
+        ("Europe/Berlin", "Asia/Tokyo", "Europe/Berlin"),  # the first candidate wins
         (None, "Asia/Tokyo", "Asia/Tokyo"),  # NULL in the platform's users table
         ("", "Asia/Tokyo", "Asia/Tokyo"),
         ("  ", "Asia/Tokyo", "Asia/Tokyo"),
@@ -85,8 +85,14 @@ async def test_a_user_without_a_zone_sees_times_in_the_platform_profiles_zone(
     assert "6:00 PM" in labels and "9:00 AM" not in labels  # Ada's 09:00 UTC is 18:00 there
 
 
-async def test_the_users_own_zone_wins_over_the_platform_profile(db: Factory) -> None:
+async def test_the_zone_the_chat_client_shows_wins_over_the_users_row(db: Factory) -> None:
+    """Slack shows every timestamp in the person's Slack zone; the wizard's times match it."""
     screen = await time_step(db, "Europe/London", "Asia/Tokyo")
+    assert zone_note(screen) == ["Times shown in Asia/Tokyo (JST)"]
+
+
+async def test_without_a_profile_zone_the_users_own_zone_is_used(db: Factory) -> None:
+    screen = await time_step(db, "Europe/London", None)
     assert zone_note(screen) == ["Times shown in Europe/London (GMT)"]
 
 

@@ -1,19 +1,22 @@
 """The Slack front end (slack-bolt AsyncApp): Slack requests in, engine events out; engine
-Screens back as Block Kit messages in the person's DM. No rule or dialogue lives here.
+Screens back as Block Kit messages in the person's DM, modals and App Home. No rule or dialogue
+lives here.
 
-So far: `/mysessions`, `/notify`, `/unlink` and `/away`, every button the engine draws (its
-data is the button's `value`) and App Home (the staff member's day, week, hours and days off),
-for staff matched to the platform by their verified e-mail address. The coordinator's `/book`
-in a modal is still to come (README, "Slack").
-Requests are checked by bolt with the signing secret (401 otherwise); a delivery Slack repeats
-carries the same trigger id, which the conversation records, so it changes nothing twice.
+Commands: `/book` (the wizard in a modal; a coordinator first picks the course and the student),
+`/mysessions`, `/notify`, `/unlink`, `/away`. Every button the engine draws carries its data in
+`value`, wherever it is shown (DM, modal, App Home). Staff are matched to the platform by their
+verified e-mail address. Requests are checked by bolt with the signing secret (401 otherwise); a
+delivery Slack repeats carries the same trigger id, which the conversation records, so it
+changes nothing twice. The modal's own steps are in bots/slack/modals.py.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +26,15 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import blocks
+from bots.slack.client import make_client
+from bots.slack.modals import Modals
 from bots.slack.settings import SlackSettings
 from engine.accounts import Accounts
 from engine.chat import flow
 from engine.chat import messages as m
-from engine.chat.conversation import ConversationService, utc_now
+from engine.chat.conversation import ConversationService, database_unavailable, utc_now
 from engine.chat.screens import Placement, Screen
+from engine.chat.staff_booking import StaffBooking
 from engine.settings import Settings
 from storage.uow import UnitsLike
 
@@ -42,7 +48,18 @@ COMMANDS: dict[str, Callable[[], flow.ChatEvent]] = {
     "/notify": flow.Notify,
     "/unlink": flow.Unlink,
 }
+ZONE_TTL = 600.0  # seconds a Slack profile's time zone is trusted before users.info again
 JSONDict = dict[str, Any]
+OnLoading = Callable[[Screen], Any]
+
+
+@dataclass(frozen=True)
+class Person:
+    """A matched staff member: the platform user, their DM with the app, their Slack id."""
+
+    user_id: int
+    dm: str
+    slack_user: str
 
 
 class SlackFrontEnd:
@@ -55,80 +72,111 @@ class SlackFrontEnd:
     ) -> None:
         self.service = ConversationService(units, settings, clock)
         self.accounts = Accounts(units, settings)
+        self.staff = StaffBooking(units)
         self.client = client
+        self._zones: dict[str, tuple[float, str | None]] = {}
+        self.modals = Modals(self)
 
-    async def _person(self, slack_user: str) -> tuple[int, str] | None:
-        """(platform user, DM channel), matching the Slack account by its verified e-mail the
+    # --- who, and in which zone -------------------------------------------------------------
+    async def person(self, slack_user: str) -> Person | None:
+        """The platform user behind a Slack account, matching it by its verified e-mail the
         first time; None when the address is unknown or unverified."""
         dm = (await self.client.conversations_open(users=slack_user))["channel"]["id"]
         known = await self.accounts.user_for(PLATFORM, slack_user)
         if known is not None:
-            return known, dm
-        user = (await self.client.users_info(user=slack_user))["user"]
+            return Person(known, dm, slack_user)
+        user = await self._profile(slack_user)
         email = user.get("profile", {}).get("email")
         if not email or not user.get("is_email_confirmed", False):
             return None
         matched = await self.accounts.link_by_email(PLATFORM, slack_user, dm, email)
-        return (matched, dm) if matched is not None else None
+        return Person(matched, dm, slack_user) if matched is not None else None
 
+    async def _profile(self, slack_user: str) -> JSONDict:
+        user: JSONDict = (await self.client.users_info(user=slack_user))["user"]
+        self._zones[slack_user] = (time.monotonic() + ZONE_TTL, user.get("tz"))
+        return user
+
+    async def zone(self, slack_user: str) -> str | None:
+        """The zone Slack shows this person (users.info `tz`), cached for a few minutes."""
+        cached = self._zones.get(slack_user)
+        if cached is None or cached[0] < time.monotonic():
+            await self._profile(slack_user)
+        return self._zones[slack_user][1]
+
+    async def handle(
+        self,
+        person: Person,
+        event: flow.ChatEvent,
+        update_id: str | None,
+        on_loading: OnLoading | None = None,
+    ) -> Screen | None:
+        return await self.service.handle(
+            platform=PLATFORM,
+            chat_id=person.dm,
+            user_id=person.user_id,
+            event=event,
+            update_id=update_id,
+            on_loading=on_loading,
+            profile_timezone=await self.zone(person.slack_user),
+        )
+
+    # --- commands and presses in the DM -----------------------------------------------------
     async def command(self, ack: AsyncAck, body: JSONDict, respond: AsyncRespond) -> None:
         await ack()
-        person = await self._person(body["user_id"])
+        person = await self.person(body["user_id"])
         if person is None:
             await respond(text=m.NOT_MATCHED, response_type="ephemeral")
             return
-        user_id, dm = person
-        screen = await self.service.handle(
-            platform=PLATFORM,
-            chat_id=dm,
-            user_id=user_id,
-            event=(
-                flow.Away(body.get("text", ""))
-                if body["command"] == "/away"
-                else COMMANDS[body["command"]]()
-            ),
-            update_id=f"command:{body['trigger_id']}",
-        )
+        away = body["command"] == "/away"
+        event = flow.Away(body.get("text", "")) if away else COMMANDS[body["command"]]()
+        screen = await self.handle(person, event, f"command:{body['trigger_id']}")
         if screen is not None:
-            await self.draw(dm, screen, slack_user=body["user_id"])
+            await self.draw(person.dm, screen, slack_user=person.slack_user)
+            if away and not screen.unchanged:
+                await self.refresh_home(person)
 
     async def pressed(self, ack: AsyncAck, body: JSONDict, action: JSONDict) -> None:
+        """Every engine button, wherever Slack shows it: a link button has no value (Slack
+        reports those too) and only needs the ack."""
         await ack()
-        slack_user = body["user"]["id"]
-        person = await self._person(slack_user)
-        channel = body.get("channel", {}).get("id")
-        if person is None or channel is None or "value" not in action:
-            return  # a link button (Slack reports those too), or someone we cannot match
-        user_id, dm = person
-        screen = await self.service.handle(
-            platform=PLATFORM,
-            chat_id=dm,
-            user_id=user_id,
-            event=flow.Press(action["value"]),
-            update_id=f"press:{body['trigger_id']}",
-        )
-        if screen is not None:
-            pressed = body.get("message", {}).get("ts")
-            await self.draw(channel, screen, slack_user=slack_user, pressed=pressed)
+        if "value" in action:
+            await self.press(body, str(action["value"]))
 
-    async def home(self, event: JSONDict, body: JSONDict) -> None:
-        """App Home: the staff member's day and week, hours and days off (engine StaffHome)."""
-        slack_user = event["user"]
-        person = await self._person(slack_user)
+    async def press(self, body: JSONDict, data: str) -> None:
+        person = await self.person(body["user"]["id"])
         if person is None:
-            unmatched = Screen("home", m.NOT_MATCHED)
-            await self.client.views_publish(user_id=slack_user, view=blocks.home_view([unmatched]))
             return
-        user_id, dm = person
-        screen = await self.service.handle(
-            platform=PLATFORM,
-            chat_id=dm,
-            user_id=user_id,
-            event=flow.StaffHome(),
-            update_id=f"event:{body['event_id']}",
-        )
-        if screen is not None:  # None: Slack delivered this event before
-            await self.client.views_publish(user_id=slack_user, view=blocks.home_view([screen]))
+        view = body.get("view") or {}
+        if view.get("type") == "modal":
+            await self.modals.pressed(body, person, view, data)
+            return
+        if view.get("type") == "home":
+            await self.modals.from_home(body, person, data)
+            return
+        channel = body.get("channel", {}).get("id")
+        if channel is None:
+            return
+        screen = await self.handle(person, flow.Press(data), f"press:{body['trigger_id']}")
+        if screen is None:
+            return
+        pressed = body.get("message", {}).get("ts")
+        await self.draw(channel, screen, slack_user=person.slack_user, pressed=pressed)
+        if not screen.unchanged and screen.placement is not Placement.WIZARD:
+            await self.refresh_home(person)  # a session cancelled, time off set
+
+    async def picked_date(self, ack: AsyncAck, body: JSONDict, action: JSONDict) -> None:
+        await ack()
+        data = blocks.date_value(str(action.get("block_id", "")), action.get("selected_date"))
+        if data is not None:
+            await self.press(body, data)
+
+    async def ticked(self, ack: AsyncAck, body: JSONDict, action: JSONDict) -> None:
+        await ack()
+        shown = (body.get("view") or body.get("message") or {}).get("blocks", [])
+        data = blocks.checkbox_value(action, shown)
+        if data is not None:
+            await self.press(body, data)
 
     async def draw(
         self, channel: str, screen: Screen, *, slack_user: str, pressed: str | None = None
@@ -146,13 +194,60 @@ class SlackFrontEnd:
                 text=blocks.message_text(screen),
                 blocks=blocks.message_blocks(screen),
             )
-            return
-        for each in (screen, *screen.more):
-            await self.client.chat_postMessage(
+        else:
+            for each in (screen, *screen.more):
+                await self.client.chat_postMessage(
+                    channel=channel,
+                    text=blocks.message_text(each),
+                    blocks=blocks.message_blocks(each),
+                )
+        await self.attach(channel, screen)
+
+    async def attach(self, channel: str, screen: Screen) -> None:
+        """The screen's files (the booking's .ics invite) into the DM, three calls each
+        (files_upload_v2); request_file_info off, as the app never reads them back."""
+        for attachment in screen.files:
+            await self.client.files_upload_v2(
                 channel=channel,
-                text=blocks.message_text(each),
-                blocks=blocks.message_blocks(each),
+                file=attachment.content,
+                filename=attachment.filename,
+                title=attachment.filename,
+                initial_comment=m.INVITE_ATTACHED,
+                request_file_info=False,
             )
+
+    # --- App Home ---------------------------------------------------------------------------
+    async def home(self, event: JSONDict, body: JSONDict) -> None:
+        """App Home: the staff member's day and week, hours and days off (engine StaffHome)."""
+        slack_user = event["user"]
+        person = await self.person(slack_user)
+        if person is None:
+            unmatched = Screen("home", m.NOT_MATCHED)
+            await self.client.views_publish(user_id=slack_user, view=blocks.home_view([unmatched]))
+            return
+        await self.refresh_home(person, f"event:{body['event_id']}")
+
+    async def refresh_home(self, person: Person, update_id: str | None = None) -> None:
+        """Publish the home again: after App Home opens, and after anything that changes it."""
+        screen = await self.handle(person, flow.StaffHome(), update_id)
+        if screen is None:  # Slack delivered this event before
+            return
+        teaches = any(s.step == "home_hours" for s in screen.more)
+        view = blocks.home_view([screen], time_off=teaches)
+        await self.client.views_publish(user_id=person.slack_user, view=view)
+
+    # --- errors -----------------------------------------------------------------------------
+    async def failed(self, error: Exception, body: JSONDict) -> None:
+        """A database outage gets the spec's sentence, privately; anything else is logged (the
+        redacting log filter keeps secrets out) and Slack shows its own error."""
+        if not database_unavailable(error):
+            log.error("Slack request failed: %s", type(error).__name__, exc_info=error)
+            return
+        slack_user = (body.get("user") or {}).get("id") or body.get("user_id")
+        if not slack_user:
+            return
+        dm = (await self.client.conversations_open(users=slack_user))["channel"]["id"]
+        await self.client.chat_postEphemeral(channel=dm, user=slack_user, text=m.BOOKING_FAILED)
 
 
 def build_slack_app(
@@ -160,17 +255,31 @@ def build_slack_app(
     slack: SlackSettings,
     units: UnitsLike,
     clock: Callable[[], datetime] = utc_now,
+    *,
+    socket_mode: bool = False,
 ) -> AsyncApp:
-    assert slack.bot_token and slack.signing_secret
-    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    assert slack.bot_token and (socket_mode or slack.signing_secret)
+    client = make_client(slack)
     # Listeners finish before the HTTP answer (each is a few quick database events), so a test
-    # or a restart never loses the work behind an acknowledged request.
+    # or a restart never loses the work behind an acknowledged request; a trigger_id is used
+    # (views.open) before any database work, well inside its 3 seconds.
     app = AsyncApp(client=client, signing_secret=slack.signing_secret, process_before_response=True)
     front = SlackFrontEnd(units, settings, client, clock)
+    modals = front.modals
     for name in (*COMMANDS, "/away"):
         app.command(name)(front.command)
+    app.command("/book")(modals.book)
     app.action(PRESSES)(front.pressed)
+    app.action(blocks.DATES)(front.picked_date)
+    app.action(blocks.REMINDERS_ACTION)(front.ticked)
+    app.action(re.compile(rf"{re.escape(blocks.LINK_PREFIX)}\d+"))(modals.ack_only)
+    app.action(re.compile("away:(days|hours)"))(modals.away_form)
+    app.options(blocks.STUDENT_ACTION)(modals.students)
+    app.view(blocks.FOR_CALLBACK)(modals.chose_student)
+    app.view(blocks.CALLBACK_ID)(modals.submitted_note)
+    app.view(blocks.AWAY_CALLBACK)(modals.submitted_away)
     app.event("app_home_opened")(front.home)
+    app.error(front.failed)
     return app
 
 

@@ -4,8 +4,10 @@ Every pressable button carries the engine's opaque data (`Screen.data`) in `valu
 `action_id` is only a per-view unique handle (`bk:<n>`), so the front end answers every action
 whose id matches `PRESS_ACTION` by pressing `value`. Links get `bk:link:<n>` (Slack still sends an
 action for them, which only needs an ack). Slack's month grid would be seven buttons a row with no
-way to grey out a day, so the calendar becomes a datepicker and `date_press` maps the picked day
-back to the screen's own PICK_DATE button.
+way to grey out a day, so the calendar becomes a datepicker whose block carries the screen's
+nonce: `date_value` turns the picked day into the engine's own PICK_DATE press, and the engine
+judges it (a day without free times gets the spec's message). The reminders toggle becomes a
+checkbox whose option carries the toggle's data, so ticking and unticking are the same press.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from engine.chat.screens import Button, Card, Kind, Screen
+from engine.chat import messages as m
+from engine.chat.screens import Action, Button, Card, Kind, Screen
+from engine.chat.staff_booking import Option
 
 Block = dict[str, Any]  # a Block Kit JSON object
 
@@ -37,8 +41,22 @@ NOTE_MAX_LENGTH = 500
 MODAL_TITLE = "Book a Session"  # modal titles stop at 24 characters
 MODAL_CLOSE = "Cancel"
 MODAL_SUBMIT = "Save note"
+DESK_TITLE = "Your sessions"
+NOTICE_BLOCK = "notice"
 CALLBACK_ID = "bookbot_wizard"
 DATE_ACTION = "bk:date"
+DATES = re.compile(r"bk:date(:\d+)?")
+DATE_BLOCK = "date:{nonce}"
+REMINDERS_ACTION = "bk:remind"
+MAX_OPTION_TEXT = 75
+MAX_OPTIONS = 100
+FOR_CALLBACK = "bookbot_book_for"
+AWAY_CALLBACK = "bookbot_away"
+COURSE_BLOCK, COURSE_ACTION = "course", "bk:course"
+STUDENT_BLOCK, STUDENT_ACTION = "student", "bk:student"
+AWAY_FIRST, AWAY_LAST = "bk:away_first", "bk:away_last"
+HOURS_DAY, HOURS_START, HOURS_END = "bk:hours_day", "bk:hours_start", "bk:hours_end"
+AWAY_DAYS_ACTION, AWAY_HOURS_ACTION = "away:days", "away:hours"
 NOTE_ACTION = "bk:note"
 NOTE_BLOCK = "note"
 PRESS_ACTION = re.compile(r"bk:\d+")
@@ -137,6 +155,8 @@ class _Parts:
 
 def _button(button: Button, screen: Screen, ids: _Ids) -> Block | None:
     """A Slack button, or None for what cannot be pressed (inert days, over-long data)."""
+    if button.action is not None and button.action.kind is Kind.TOGGLE_REMINDERS:
+        return _checkbox(button, screen)
     text = _plain(button.label, MAX_BUTTON_TEXT)
     if button.url:
         if len(button.url) > MAX_URL:
@@ -148,6 +168,42 @@ def _button(button: Button, screen: Screen, ids: _Ids) -> Block | None:
     if len(value) > MAX_VALUE:
         return None
     return {"type": "button", "text": text, "value": value, "action_id": ids.press()}
+
+
+def _checkbox(button: Button, screen: Screen) -> Block:
+    """The reminders toggle as a checkbox, ticked when they are on (the engine's label says)."""
+    option = {"text": _plain(m.REMINDERS_CHECKBOX, MAX_OPTION_TEXT), "value": screen.data(button)}
+    box: Block = {"type": "checkboxes", "action_id": REMINDERS_ACTION, "options": [option]}
+    if button.label == m.REMINDERS_ON:
+        box["initial_options"] = [option]
+    return box
+
+
+def checkbox_value(action: Block, shown: Sequence[Block]) -> str | None:
+    """The toggle's data from a checkbox action: the ticked option's value, or (unticked) the
+    value of the option the shown blocks offered."""
+    ticked = action.get("selected_options") or []
+    if ticked:
+        return str(ticked[0].get("value", ""))
+    for block in shown:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == action.get("action_id") and element.get("options"):
+                return str(element["options"][0].get("value", ""))
+    return None
+
+
+def date_value(block_id: str, picked: str | None) -> str | None:
+    """The engine's PICK_DATE press for a day picked in a datepicker, or None for a block or a
+    date we never drew; the engine then judges the day like any pressed day."""
+    prefix = DATE_BLOCK.format(nonce="")
+    nonce = block_id.removeprefix(prefix)
+    if not block_id.startswith(prefix) or not (nonce.isascii() and nonce.isdigit()):
+        return None
+    try:
+        day = date.fromisoformat(picked or "")
+    except ValueError:
+        return None
+    return Action(Kind.PICK_DATE, day.isoformat()).encode(int(nonce[:12]))
 
 
 def _actions(elements: list[Block], per_block: int) -> list[Block]:
@@ -218,19 +274,6 @@ def day_buttons(screen: Screen) -> list[Button]:
     ]
 
 
-def date_press(screen: Screen, picked: date) -> str | None:
-    """The engine data for a datepicker choice, when that day is pressable on this screen.
-
-    None means the day has no free times (or lies outside the month shown): the front end says so
-    instead of inventing a press the engine never offered.
-    """
-    for button in day_buttons(screen):
-        assert button.action is not None
-        if button.action.arg == picked.isoformat():
-            return screen.data(button)
-    return None
-
-
 def _month_label(screen: Screen) -> str:
     """The navigation row's inert middle button names the month shown."""
     nav = screen.calendar[0] if screen.calendar else ()
@@ -257,7 +300,11 @@ def _calendar(screen: Screen, ids: _Ids) -> list[Block]:
         else NO_FREE_DAYS.format(month=month)
     )
     return [
-        {"type": "actions", "block_id": "date", "elements": [picker]},
+        {
+            "type": "actions",
+            "block_id": DATE_BLOCK.format(nonce=screen.nonce),
+            "elements": [picker],
+        },
         _context(_mrkdwn(summary, MAX_CONTEXT_TEXT)),
     ]
 
@@ -319,14 +366,19 @@ def message_text(screen: Screen) -> str:
     return _mrkdwn(screen.text, MAX_FALLBACK_TEXT)
 
 
-def modal_view(screen: Screen, private_metadata: str) -> Block:
+def modal_view(
+    screen: Screen,
+    private_metadata: str,
+    callback_id: str = CALLBACK_ID,
+    title: str = MODAL_TITLE,
+) -> Block:
     """The wizard as a modal; a prompt becomes a note field, which needs a submit button."""
     if len(private_metadata) > MAX_METADATA:
         raise ValueError("private_metadata is longer than Slack keeps (3000 characters)")
     view: Block = {
         "type": "modal",
-        "callback_id": CALLBACK_ID,
-        "title": _plain(MODAL_TITLE, 24),
+        "callback_id": callback_id,
+        "title": _plain(title, 24),
         "close": _plain(MODAL_CLOSE, 24),
         "private_metadata": private_metadata,
         "blocks": _fit(screen, _Ids(), MAX_VIEW_BLOCKS, note_input=True),
@@ -336,11 +388,27 @@ def modal_view(screen: Screen, private_metadata: str) -> Block:
     return view
 
 
-def home_view(sections: Sequence[Screen]) -> Block:
-    """The App Home: each screen (and its `more`) drawn like a message, dividers between."""
+def with_notice(view: Block, notice: str | None) -> Block:
+    """A modal as it was, with a notice under its title: a press in it changed nothing."""
+    keys: tuple[str, ...] = ("type", "callback_id", "title", "close", "submit")
+    kept: Block = {k: view[k] for k in keys if k in view}
+    shown = list(view.get("blocks", []))
+    note = _context(_mrkdwn(f"⚠️ {notice or ''}", MAX_CONTEXT_TEXT))
+    shown = [b for b in shown if b.get("block_id") != NOTICE_BLOCK]
+    note["block_id"] = NOTICE_BLOCK
+    return {
+        **kept,
+        "private_metadata": view.get("private_metadata", ""),
+        "blocks": [*shown[:1], note, *shown[1:]][:MAX_VIEW_BLOCKS],
+    }
+
+
+def home_view(sections: Sequence[Screen], time_off: bool = False) -> Block:
+    """The App Home: each screen (and its `more`) drawn like a message, dividers between; an
+    ST's home starts with the ways into time off."""
     screens = [s for section in sections for s in (section, *section.more)]
     ids = _Ids()
-    blocks: list[Block] = []
+    blocks: list[Block] = [away_buttons()] if time_off else []
     for index, screen in enumerate(screens):
         room = MAX_VIEW_BLOCKS - len(blocks) - (1 if index else 0)
         if room < 2:
@@ -349,3 +417,130 @@ def home_view(sections: Sequence[Screen]) -> Block:
             blocks.append({"type": "divider"})
         blocks.extend(_fit(screen, ids, min(room, MAX_MESSAGE_BLOCKS)))
     return {"type": "home", "blocks": blocks}
+
+
+def option(choice: Option) -> Block:
+    return {"text": _plain(choice.label, MAX_OPTION_TEXT), "value": choice.value[:150]}
+
+
+def options(choices: Sequence[Option]) -> list[Block]:
+    return [option(c) for c in choices[:MAX_OPTIONS]]
+
+
+def _modal(title: str, blocks: list[Block], callback_id: str, metadata: str = "") -> Block:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": _plain(title, 24),
+        "close": _plain(MODAL_CLOSE, 24),
+        "private_metadata": metadata,
+        "blocks": blocks,
+    }
+
+
+def text_modal(text: str, title: str = MODAL_TITLE) -> Block:
+    """A modal that only says something: the loading view opened on the acknowledge path, or
+    one sentence for someone the app cannot match."""
+    return _modal(title, [_section(_mrkdwn(text, MAX_SECTION_TEXT))], CALLBACK_ID)
+
+
+def _input(block_id: str, label: str, element: Block, optional: bool = False) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label, 2000),
+        "element": element,
+        "optional": optional,
+    }
+
+
+def book_for_view(courses: Sequence[Option], metadata: str) -> Block:
+    """A coordinator's first step: the course, and the student found as they type."""
+    course = {
+        "type": "static_select",
+        "action_id": COURSE_ACTION,
+        "placeholder": _plain(m.BOOK_FOR_COURSE, 150),
+        "options": options(courses),
+    }
+    student = {
+        "type": "external_select",
+        "action_id": STUDENT_ACTION,
+        "placeholder": _plain(m.BOOK_FOR_STUDENT_HINT, 150),
+        "min_query_length": 1,
+    }
+    view = _modal(
+        MODAL_TITLE,
+        [
+            _section(_mrkdwn(m.BOOK_FOR_INTRO, MAX_SECTION_TEXT)),
+            _input(COURSE_BLOCK, m.BOOK_FOR_COURSE, course),
+            _input(STUDENT_BLOCK, m.BOOK_FOR_STUDENT, student),
+        ],
+        FOR_CALLBACK,
+        metadata,
+    )
+    view["submit"] = _plain(m.BOOK_FOR_NEXT, 24)
+    return view
+
+
+def away_view(hours: bool) -> Block:
+    """Time off from App Home: days off (a first and an optional last day), or special hours
+    on one day; the answer is the engine's /away, as if typed."""
+    if hours:
+        fields = [
+            _input("hours_day", m.AWAY_FORM_DAY, {"type": "datepicker", "action_id": HOURS_DAY}),
+            _input(
+                "hours_start", m.AWAY_FORM_START, {"type": "timepicker", "action_id": HOURS_START}
+            ),
+            _input("hours_end", m.AWAY_FORM_END, {"type": "timepicker", "action_id": HOURS_END}),
+        ]
+    else:
+        fields = [
+            _input(
+                "away_first", m.AWAY_FORM_FIRST, {"type": "datepicker", "action_id": AWAY_FIRST}
+            ),
+            _input(
+                "away_last",
+                m.AWAY_FORM_LAST,
+                {"type": "datepicker", "action_id": AWAY_LAST},
+                optional=True,
+            ),
+        ]
+    title = m.AWAY_FORM_HOURS_TITLE if hours else m.AWAY_FORM_TITLE
+    view = _modal(title, fields, AWAY_CALLBACK)
+    view["submit"] = _plain(m.AWAY_FORM_SAVE, 24)
+    return view
+
+
+def away_text(values: dict[str, dict[str, Block]]) -> str:
+    """A submitted time-off form as the /away text the engine reads ("2026-12-05 to
+    2026-12-07", "2026-12-05 10:00-12:00")."""
+    picked: dict[str, str] = {}
+    for block in values.values():
+        for action_id, entry in block.items():
+            value = entry.get("selected_date") or entry.get("selected_time")
+            if value:
+                picked[action_id] = str(value)
+    if HOURS_DAY in picked:
+        start, end = picked.get(HOURS_START, ""), picked.get(HOURS_END, "")
+        return f"{picked[HOURS_DAY]} {start}-{end}"
+    first, last = picked.get(AWAY_FIRST, ""), picked.get(AWAY_LAST)
+    return f"{first} to {last}" if last and last != first else first
+
+
+def away_buttons() -> Block:
+    """App Home's way into time off (Slack has no typed /away there)."""
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": _plain(m.AWAY_DAYS_BUTTON, 75),
+                "action_id": AWAY_DAYS_ACTION,
+            },
+            {
+                "type": "button",
+                "text": _plain(m.AWAY_HOURS_BUTTON, 75),
+                "action_id": AWAY_HOURS_ACTION,
+            },
+        ],
+    }

@@ -79,9 +79,9 @@ class ConversationService:
     ) -> Screen | None:
         """The new screen, or None when this delivery was already handled (a platform retry).
 
-        `profile_timezone`: the zone the chat platform's profile gives (Slack's `user.tz`), used
-        when the user's own row has none. Raises DatabaseUnavailable when the database is down or
-        cut the connection mid-event.
+        `profile_timezone`: the zone the chat platform's profile gives (Slack's `user.tz`); it
+        wins over the user's row, as the client shows every other time in it. Raises
+        DatabaseUnavailable when the database is down or cut the connection mid-event.
         """
         try:
             return await self._handle(
@@ -158,8 +158,9 @@ class ConversationService:
                 viewer=Viewer(
                     user.id,
                     user.name,
-                    # The user's own zone, else the platform profile's, else UTC.
-                    viewer_timezone(user.timezone, profile_timezone),
+                    # The zone the chat client shows them (Slack: users.info tz), else
+                    # the user's own row, else UTC.
+                    viewer_timezone(profile_timezone, user.timezone),
                     normalize_locale(user.locale),
                     user.email,
                 ),

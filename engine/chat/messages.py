@@ -71,8 +71,9 @@ NOTE_SAVED: Final = "Note saved."
 NOTE_REMOVED: Final = "Note removed."
 ADD_TO_GOOGLE: Final = "📅 Google Calendar"
 ADD_TO_OUTLOOK: Final = "📅 Outlook"
+ADD_TO_OFFICE365: Final = "📅 Office 365"  # work and school accounts (outlook.office.com)
 ADD_TO_CALENDAR: Final = (
-    "Add to Calendar: tap Google or Outlook, or open the .ics file (Apple and others)."
+    "Add to Calendar: tap Google, Office 365 or Outlook, or open the .ics file (Apple and others)."
 )
 CALENDAR_SUMMARY: Final = "{course} tutoring with {name}"
 CALENDAR_JOIN: Final = "The video room opens at session time; the reminder brings the link."
@@ -119,6 +120,26 @@ COORDINATORS_ONLY: Final = "Only coordinators can book a session for another stu
 BOOKING_FOR: Final = "Booking for {name}"
 A_STUDENT: Final = "a student"
 A_COORDINATOR: Final = "A coordinator"
+REMINDERS_CHECKBOX: Final = "Send reminders before the session"
+# A coordinator's first step (course and student), and time off from a staff home
+BOOK_FOR_INTRO: Final = "Book a session for a student: choose the course and the student."
+BOOK_FOR_COURSE: Final = "Course"
+BOOK_FOR_STUDENT: Final = "Student"
+BOOK_FOR_STUDENT_HINT: Final = "Type a name or an e-mail address"
+BOOK_FOR_NEXT: Final = "Next"
+BOOK_FOR_PICK_BOTH: Final = "Choose a course and a student."
+AWAY_DAYS_BUTTON: Final = "Days off…"
+AWAY_HOURS_BUTTON: Final = "Special hours…"
+AWAY_FORM_TITLE: Final = "Days off"
+AWAY_FORM_HOURS_TITLE: Final = "Special hours"
+AWAY_FORM_FIRST: Final = "First day off"
+AWAY_FORM_LAST: Final = "Last day off (leave empty for one day)"
+AWAY_FORM_DAY: Final = "Day"
+AWAY_FORM_START: Final = "From"
+AWAY_FORM_END: Final = "Until"
+AWAY_FORM_SAVE: Final = "Save"
+OPENING: Final = "⏳ One moment…"
+INVITE_ATTACHED: Final = "📅 The calendar invite (.ics) for the session just booked."
 BOOKED_FOR_YOU: Final = "{by} booked a session of {course} for you with {name} on {when}."
 
 # The staff home (Slack App Home): the ST's day and week, hours and days off

@@ -385,6 +385,7 @@ def success(
         buttons=(
             (
                 Button(m.ADD_TO_GOOGLE, url=google_calendar_url(event)),
+                Button(m.ADD_TO_OFFICE365, url=outlook_calendar_url(event, office365=True)),
                 Button(m.ADD_TO_OUTLOOK, url=outlook_calendar_url(event)),
             ),
             (Button(m.BACK_TO_DASHBOARD, url=dashboard_url),),
