@@ -15,10 +15,12 @@ def test_the_manifest_matches_the_app() -> None:
     manifest = json.loads(MANIFEST.read_text())  # JSON is YAML, and needs no YAML parser here
     features, settings = manifest["features"], manifest["settings"]
     commands = {c["command"] for c in features["slash_commands"]}
-    assert commands == {*COMMANDS, "/away"}
+    assert commands == {*COMMANDS, "/away", "/book"}
     urls = {c["url"] for c in features["slash_commands"]}
     urls |= {settings["event_subscriptions"]["request_url"]}
     urls |= {settings["interactivity"]["request_url"]}
+    # The student search (external_select) asks for its options at this URL.
+    urls |= {settings["interactivity"]["message_menu_options_url"]}
     assert urls == {f"https://YOUR-HOST{EVENTS_PATH}"}
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert features["app_home"]["home_tab_enabled"] is True
