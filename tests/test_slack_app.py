@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,6 +20,7 @@ from bots.slack.settings import SlackSettings
 from engine.chat import messages as m
 from engine.settings import Settings
 from storage.models import ChatIdentity
+from storage.uow import UnitsLike
 from tests.factories import NOW, World, make_world
 from tests.fake_slack import FakeSlack, Message
 from tests.slack_requests import SignOptions, block_actions, slash_command
@@ -78,20 +80,29 @@ class Slack:
         return status
 
 
-@pytest.fixture
-async def slack(pg: Factory) -> AsyncIterator[Slack]:
+@asynccontextmanager
+async def running_app(units: UnitsLike) -> AsyncIterator[Slack]:
+    """The bolt app at /slack/events on 127.0.0.1, over `units`, talking to a fresh fake Slack."""
     async with FakeSlack() as fake:
         settings = SlackSettings(bot_token=fake.token, signing_secret=SECRET, api_url=fake.base_url)
-        app = build_slack_app(Settings(), settings, pg, clock=lambda: NOW)
+        app = build_slack_app(Settings(), settings, units, clock=lambda: NOW)
         server = web.Application()
         server.add_routes(slack_routes(app))
         runner = web.AppRunner(server, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
-        async with aiohttp.ClientSession() as http:
-            yield Slack(fake, f"http://127.0.0.1:{port}/slack/events", http)
-        await runner.cleanup()
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Slack(fake, f"http://127.0.0.1:{port}/slack/events", http)
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def slack(pg: Factory) -> AsyncIterator[Slack]:
+    async with running_app(pg) as running:
+        yield running
 
 
 async def _ada(slack: Slack, world: World) -> None:

@@ -21,6 +21,7 @@ from bots.worker import build_worker
 from engine.chat import messages as m
 from storage.models import Session, User
 from storage.repositories import Repo
+from storage.uow import UnitOfWork, Units
 from tests import test_slack_app
 from tests.chat import plain
 from tests.factories import NOW, World, add_user, enroll, make_world
@@ -437,3 +438,33 @@ async def test_time_off_from_app_home_answers_in_the_modal_and_refreshes_home(
     async with pg() as session:
         overrides = await Repo(session).overrides([ada.id], date(2026, 11, 30), date(2026, 12, 2))
     assert len(overrides) == (1 if hours else 2)
+
+
+class Outage(Units):
+    """The database, until `down`: then every unit of work fails as a refused connection."""
+
+    down = False
+
+    def __call__(self) -> UnitOfWork:
+        if self.down:
+            raise ConnectionRefusedError("the database is down")
+        return super().__call__()
+
+
+async def test_a_database_outage_gets_the_specs_words_and_the_step_stays(pg: Factory) -> None:
+    world = await make_world(pg)
+    units = Outage(pg)
+    async with test_slack_app.running_app(units) as running:
+        await _coordinator(pg, running.fake, CORA, "Cora Coordinator")
+        staff = Staff(running, CORA)
+        await _for_sam(staff, world)
+        units.down = True
+        assert await staff.click("Book with Ada Lovelace") == 200
+        assert f"⚠️ {m.BOOKING_FAILED}" in staff.text()
+        assert "Book with Ada Lovelace" in staff.text()  # the same step, its buttons good
+        assert await running.command(CORA, "/mysessions") == 200
+        ephemeral = running.fake.calls_to("chat.postEphemeral")[-1]
+        assert ephemeral.params["text"] == m.BOOKING_FAILED
+        units.down = False
+        assert await staff.click("Book with Ada Lovelace") == 200
+        assert "Step 2 of 4" in staff.text()

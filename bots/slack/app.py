@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import blocks
@@ -237,11 +238,21 @@ class SlackFrontEnd:
         await self.client.views_publish(user_id=person.slack_user, view=view)
 
     # --- errors -----------------------------------------------------------------------------
-    async def failed(self, error: Exception, body: JSONDict) -> None:
-        """A database outage gets the spec's sentence, privately; anything else is logged (the
-        redacting log filter keeps secrets out) and Slack shows its own error."""
+    async def failed(self, error: Exception, body: JSONDict, response: BoltResponse) -> None:
+        """A database outage gets the spec's sentence, privately, and the request counts as
+        answered (200: Slack would otherwise flag the click as failed); anything else is logged
+        (the redacting log filter keeps secrets out) and Slack shows its own error."""
         if not database_unavailable(error):
             log.error("Slack request failed: %s", type(error).__name__, exc_info=error)
+            return
+        if body.get("type") != "view_submission":  # those were not acknowledged yet
+            response.status = 200
+        view = body.get("view") or {}
+        if view.get("type") == "modal" and body.get("type") == "block_actions":
+            # Nothing was saved: the step on screen, and its buttons, are still good.
+            await self.client.views_update(
+                view_id=view["id"], view=blocks.with_notice(view, m.BOOKING_FAILED)
+            )
             return
         slack_user = (body.get("user") or {}).get("id") or body.get("user_id")
         if not slack_user:
