@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bots import console
 from bots.email.senders import email_sender
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
     telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
     telegram.add_argument("--polling", action="store_true", required=True)
+    slack = sub.add_parser("slack", help="run the Slack app in Socket Mode (development)")
+    slack.add_argument("--socket", action="store_true", required=True)
     sub.add_parser("serve", help="run the enabled platforms' web app (aiohttp) and the worker")
     sub.add_parser("worker", help="send due reminders, room links, e-mails and notices")
     link = sub.add_parser("link", help="mint a signed Telegram deep link for local use")
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     link.add_argument("--source", default="CLI", choices=SOURCES)
     args = parser.parse_args(argv)
     settings = get_settings()
-    service = args.command in ("telegram", "serve", "worker")
+    service = args.command in ("telegram", "slack", "serve", "worker")
     configure_logging(
         settings,
         level=settings.log_level or ("INFO" if service else "WARNING"),
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if asyncio.run(run_benchmarks(args.database_url)) else 1
     elif args.command == "telegram":
         asyncio.run(run_telegram_polling())
+    elif args.command == "slack":
+        return run_slack_socket_command()
     elif args.command == "serve":
         asyncio.run(run_serve())
     elif args.command == "worker":
@@ -91,21 +96,56 @@ def refuse_insecure(unsafe: list[str]) -> None:
         )
 
 
-async def run_telegram_polling() -> None:
-    """`bookbot telegram --polling`: development without a public URL (no worker inside)."""
-    from bots.telegram.app import build_application, run_polling
-    from bots.telegram.settings import get_telegram_settings
+Factory = async_sessionmaker[AsyncSession]
 
+
+async def run_without_public_url(run: Callable[[Settings, Factory], Awaitable[None]]) -> None:
+    """Telegram polling, Slack Socket Mode: the same public-secret refusal and migrations as
+    `serve`, then `run` until it returns (no worker inside)."""
     settings = get_settings()
     refuse_insecure(insecure_defaults(settings))
     engine = open_engine(settings.database_url)
     try:
         await upgrade(engine)
-        factory = make_sessionmaker(engine)
-        app = build_application(settings, get_telegram_settings(), factory, webhook=False)
-        await run_polling(app)
+        await run(settings, make_sessionmaker(engine))
     finally:
         await engine.dispose()
+
+
+async def run_telegram_polling() -> None:
+    """`bookbot telegram --polling`: development without a public URL (no worker inside)."""
+    from bots.telegram.app import build_application, run_polling
+    from bots.telegram.settings import get_telegram_settings
+
+    async def poll(settings: Settings, factory: Factory) -> None:
+        await run_polling(
+            build_application(settings, get_telegram_settings(), factory, webhook=False)
+        )
+
+    await run_without_public_url(poll)
+
+
+def run_slack_socket_command() -> int:
+    """`bookbot slack --socket`: 2 with one sentence when a token is missing, 1 when Slack
+    refuses one."""
+    from bots.server import wait_for_stop
+    from bots.slack.settings import get_slack_settings
+    from bots.slack.socket import TokenRefused, refusal, run_socket_mode
+
+    problem = refusal(get_slack_settings())
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
+
+    async def connect(settings: Settings, factory: Factory) -> None:
+        await run_socket_mode(settings, get_slack_settings(), factory, until=wait_for_stop)
+
+    try:
+        asyncio.run(run_without_public_url(connect))
+    except TokenRefused as refused:
+        print(refused, file=sys.stderr)
+        return 1
+    return 0
 
 
 async def run_serve() -> None:

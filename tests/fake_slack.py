@@ -21,6 +21,10 @@ many blocks. `fail_next` injects anything else, e.g. a 429 with `Retry-After`.
 returns an `upload_url` on this server, the client POSTs the bytes to it (recorded as the method
 `UPLOAD`), and `files.completeUploadExternal` shares the file into `channel_id` as a message.
 
+Socket Mode: `apps.connections.open` takes the app-level token (`app_token`, xapp-…) and
+returns a one-use `ws://` URL on this server; that WebSocket sends Slack's `hello`, then whatever
+`push_envelope` delivers, and keeps what the client sends back (its acknowledgements).
+
 Everything runs on one asyncio loop; no state change spans an `await`.
 """
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform, PlatformProvider
 from bots.slack.app import PLATFORM, build_slack_app, slack_routes
+from bots.slack.client import make_client
 from bots.slack.sender import SlackSender
 from bots.slack.settings import SlackSettings, get_slack_settings
 from engine.followup.senders import RateLimits
@@ -32,7 +32,7 @@ def slack_platform(
 ) -> Platform:
     """Sending with the bot token; with the signing secret too, the app at /slack/events."""
     assert slack.bot_token is not None
-    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    client = make_client(slack)
 
     async def start(receive: bool) -> None:
         await client.auth_test()  # a wrong token fails here, at start-up
