@@ -125,6 +125,17 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
+class SessionWithPeople:
+    """A session with its course, student and ST, read together: a list across campus draws
+    every line from these without a query per session."""
+
+    session: SessionRecord
+    course: CourseRecord
+    student: UserRecord
+    teacher: UserRecord
+
+
+@dataclass(frozen=True)
 class IdentityRecord:
     """A chat account linked to a platform user."""
 

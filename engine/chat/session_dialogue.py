@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.booking import other_party
-from engine.chat import flow
+from engine.chat import campus, flow
 from engine.chat import messages as m
 from engine.chat.formatting import (
     format_clock,
@@ -159,10 +159,15 @@ def _refusal(outcome: manage.TooLate | manage.Unavailable, user_id: int) -> Scre
 
 async def staff_home(desk: Desk) -> Screen:
     """A staff member's home: today's and this week's sessions (with the note and Join /
-    Cancel), their weekly hours and upcoming days off, all in their own zone and locale."""
+    Cancel), their weekly hours and upcoming days off, all in their own zone and locale.
+    A coordinator also gets today across campus; one who teaches nothing gets only that, not an
+    empty day, week, hours and days off of their own."""
     user = await desk.repo.user(desk.user_id)
     if user is None:
         raise LookupError(f"no user {desk.user_id}")
+    across = await campus.section(campus.Desk(desk.repo, desk.user_id, desk.now))
+    if across and not await desk.repo.teaches_any(desk.user_id):
+        return Screen("home", user.name, placement=Placement.NEW, more=across)
     zone_name = viewer_timezone(user.timezone)
     zone, locale = ZoneInfo(zone_name), normalize_locale(user.locale)
     today = desk.now.astimezone(zone).date()
@@ -217,5 +222,6 @@ async def staff_home(desk: Desk) -> Screen:
             *week_entries,
             Screen("home_hours", m.HOME_HOURS, hour_lines),
             Screen("home_days_off", m.HOME_DAYS_OFF, off_lines),
+            *across,
         ),
     )

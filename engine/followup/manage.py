@@ -208,15 +208,27 @@ async def cancel_in(
     info = await _info(repo, booked, user_id)
     if info.start - now < cutoff:
         return TooLate(info, cutoff.total_seconds() / 3600)
-    await repo.cancel_session(booked.id, by=user_id, at=now, reason=reason)
+    await cancel_booked(repo, booked, user_id, now, reason)
     other = booked.teacher_id if user_id == booked.student_id else booked.student_id
     assert other is not None
-    # The outbox tells the other person in chat and sends both the calendar's CANCEL.
-    repo.add_job(booked.id, Job.cancelled_chat(other), now)
-    for person in (booked.student_id, booked.teacher_id):
+    return Cancelled(info, other)
+
+
+async def cancel_booked(
+    repo: Repo, booked: SessionRecord, by: int, now: datetime, reason: str | None
+) -> None:
+    """Cancel a locked, scheduled session for `by`, whose right to has been checked; the outbox
+    tells each person in it other than `by` in chat (both, when a coordinator cancels) and
+    sends both the calendar's CANCEL."""
+    await repo.cancel_session(booked.id, by=by, at=now, reason=reason)
+    people = (booked.student_id, booked.teacher_id)
+    for person in people:
+        assert person is not None
+        if person != by:
+            repo.add_job(booked.id, Job.cancelled_chat(person), now)
+    for person in people:
         assert person is not None
         repo.add_job(booked.id, Job.cancelled_email(person), now)
-    return Cancelled(info, other)
 
 
 async def check_reschedule(
