@@ -203,12 +203,21 @@ def _book_existing(
         (teachers[2], "intro-programming", 3, time(19, 0)),
         (teachers[3], "organic-chemistry", 4, time(9, 0)),
     ]
+    taken: list[tuple[datetime, datetime]] = []
     for teacher, slug, days_ahead, at in plan:
         zone = ZoneInfo(teacher.timezone)
         day = now.astimezone(zone).date() + timedelta(days=days_ahead)
         start = datetime.combine(day, at, zone).astimezone(ZoneInfo("UTC"))
         course = courses[slug]
-        end = start + timedelta(minutes=course.session_minutes)
+        length = timedelta(minutes=course.session_minutes)
+        # The STs' zones make "day N at HH:00" the same UTC hour on some days and at some
+        # times of day: the student cannot be in two sessions, so move on by the hour.
+        while any(
+            start < busy_end and busy_start < start + length for busy_start, busy_end in taken
+        ):
+            start += timedelta(hours=1)
+        end = start + length
+        taken.append((start, end + timedelta(minutes=15)))
         session.add(
             Session(
                 course_id=course.id,
