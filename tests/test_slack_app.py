@@ -107,7 +107,7 @@ async def slack(pg: Factory) -> AsyncIterator[Slack]:
 
 async def _ada(slack: Slack, world: World) -> None:
     """Ada, the world's first ST, in Slack with the address the platform knows."""
-    slack.fake.add_user(ADA, "ada", email=world.teachers[0].email)
+    slack.fake.add_user(ADA, "ada", email=world.teachers[0].email, tz="UTC")
 
 
 async def test_an_st_matched_by_verified_email_lists_and_cancels_a_session(

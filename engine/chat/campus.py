@@ -74,6 +74,9 @@ class Desk:
     repo: Repo
     user_id: int
     now: datetime
+    # The zone the person's chat client shows them (Slack's profile), when it says; else
+    # their own row's zone is used.
+    zone: str | None = None
 
 
 def is_answer(data: str) -> bool:
@@ -114,7 +117,7 @@ async def section(desk: Desk) -> tuple[Screen, ...]:
     user = await _coordinator(desk)
     if user is None:
         return ()
-    zone, locale = viewer_timezone(user.timezone), normalize_locale(user.locale)
+    zone, locale = viewer_timezone(desk.zone, user.timezone), normalize_locale(user.locale)
     today = desk.now.astimezone(ZoneInfo(zone)).date()
     day = await desk.repo.scheduled_starting_between(*day_bounds_utc(today, zone))
 
@@ -189,7 +192,7 @@ async def answer(desk: Desk, data: str) -> Screen:
     if each is None or each.session.status != SessionStatus.SCHEDULED.value:
         return nothing_changed(m.EXPIRED)
     assert each.session.scheduled_start is not None
-    zone, locale = viewer_timezone(user.timezone), normalize_locale(user.locale)
+    zone, locale = viewer_timezone(desk.zone, user.timezone), normalize_locale(user.locale)
     about = {
         "course": each.course.title,
         "student": each.student.name,

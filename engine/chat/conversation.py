@@ -181,7 +181,7 @@ class ConversationService:
             if isinstance(event, flow.Away) or (
                 isinstance(event, flow.Press) and time_off.is_answer(event.data)
             ):
-                away = time_off.Desk(repo, user.id, now, self.cutoff)
+                away = time_off.Desk(repo, user.id, now, self.cutoff, ctx.viewer.timezone)
                 if isinstance(event, flow.Away):
                     return _Stepped(await time_off.mark(away, event.text))
                 return _Stepped(await time_off.answer(away, event.data))
@@ -190,10 +190,16 @@ class ConversationService:
             if isinstance(event, flow.Press) and notify_dialogue.is_answer(event.data):
                 return _Stepped(await notify_dialogue.choose(account, event.data))
             if isinstance(event, flow.Press) and campus.is_answer(event.data):
-                return _Stepped(await campus.answer(campus.Desk(repo, user.id, now), event.data))
+                return _Stepped(
+                    await campus.answer(
+                        campus.Desk(repo, user.id, now, ctx.viewer.timezone), event.data
+                    )
+                )
             managed = parse_manage(event.data) if isinstance(event, flow.Press) else None
             if isinstance(event, flow.MySessions | flow.StaffHome) or managed is not None:
-                desk = session_dialogue.Desk(repo, user.id, now, self.cutoff, self.video)
+                desk = session_dialogue.Desk(
+                    repo, user.id, now, self.cutoff, self.video, ctx.viewer.timezone
+                )
                 if isinstance(event, flow.StaffHome):
                     return _Stepped(await session_dialogue.staff_home(desk))
                 if managed is None:

@@ -44,6 +44,9 @@ class Desk:
     now: datetime
     cutoff: timedelta
     video: VideoProvider
+    # The zone the person's chat client shows them (Slack's profile), when it says; else
+    # their own row's zone is used.
+    zone: str | None = None
 
 
 def _row(session_id: int, *, reschedule: bool) -> tuple[Button, ...]:
@@ -71,7 +74,8 @@ async def my_sessions(desk: Desk) -> Screen:
             label = m.SCHEDULE_NOW_COURSE.format(course=course.title)
             buttons = ((Button(label, payload=manage_data("n", course.id)),),)
         else:
-            when = format_datetime_long(booked.scheduled_start, user.timezone, locale)
+            zone = viewer_timezone(desk.zone, user.timezone)
+            when = format_datetime_long(booked.scheduled_start, zone, locale)
             teaching = booked.teacher_id == desk.user_id  # then only its student reschedules
             template = m.TEACHING_LINE if teaching else m.UPCOMING_LINE
             line = template.format(when=when, course=course.title, name=other.name)
@@ -165,10 +169,10 @@ async def staff_home(desk: Desk) -> Screen:
     user = await desk.repo.user(desk.user_id)
     if user is None:
         raise LookupError(f"no user {desk.user_id}")
-    across = await campus.section(campus.Desk(desk.repo, desk.user_id, desk.now))
+    across = await campus.section(campus.Desk(desk.repo, desk.user_id, desk.now, desk.zone))
     if across and not await desk.repo.teaches_any(desk.user_id):
         return Screen("home", user.name, placement=Placement.NEW, more=across)
-    zone_name = viewer_timezone(user.timezone)
+    zone_name = viewer_timezone(desk.zone, user.timezone)
     zone, locale = ZoneInfo(zone_name), normalize_locale(user.locale)
     today = desk.now.astimezone(zone).date()
     today_entries: list[Screen] = []

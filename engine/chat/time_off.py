@@ -39,6 +39,9 @@ class Desk:
     user_id: int
     now: datetime
     cutoff: timedelta
+    # The zone the person's chat client shows them (Slack's profile), when it says; else
+    # their own row's zone is used.
+    zone: str | None = None
 
 
 def is_answer(data: str) -> bool:
@@ -54,7 +57,7 @@ async def mark(desk: Desk, text: str) -> Screen:
     assert user is not None
     if not await desk.repo.teaches_any(desk.user_id):
         return _note(m.AWAY_NOT_ST)
-    zone, locale = viewer_timezone(user.timezone), normalize_locale(user.locale)
+    zone, locale = viewer_timezone(desk.zone, user.timezone), normalize_locale(user.locale)
 
     def day_of(words: str) -> date | None:
         parsed = parse_day(words, now=desk.now, timezone=zone, locale=locale)
@@ -130,7 +133,7 @@ async def answer(desk: Desk, data: str) -> Screen:
         return Screen("away_kept", m.AWAY_KEPT, placement=Placement.PRESSED)
     user = await desk.repo.user(desk.user_id)
     assert user is not None
-    zone = viewer_timezone(user.timezone)
+    zone = viewer_timezone(desk.zone, user.timezone)
     try:
         first = datetime.strptime(found["first"], "%Y%m%d").date()
         last = datetime.strptime(found["last"], "%Y%m%d").date()
