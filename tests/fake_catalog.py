@@ -23,7 +23,7 @@ from engine.booking import (
     refusal,
 )
 from engine.chat.slots import Interval, SlotRules, WeeklyRule, free_slots
-from engine.chat.views import CourseInfo, TeacherInfo
+from engine.chat.views import CourseInfo, TeacherInfo, Viewer
 
 STUDENT = 100  # the viewer of the property tests
 OTHER_STUDENT = 101
@@ -319,8 +319,9 @@ class FakeCatalog:
             return NoSessionsLeft()
         return ScheduledLater(self._add(course_id, student_id, UNSCHEDULED, platform=platform).id)
 
-    async def person_name(self, user_id: int) -> str | None:
-        return self.names.get(user_id)
+    async def person(self, user_id: int) -> Viewer | None:
+        name = self.names.get(user_id)
+        return None if name is None else Viewer(user_id, name, "UTC", "en", None)
 
 
 _MINUTE = timedelta(minutes=1)

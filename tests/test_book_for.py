@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import icalendar
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,6 +71,11 @@ async def test_a_coordinator_books_for_a_student_and_the_student_is_told(db: Fac
         await Repo(session).link_identity(PLATFORM, "sam", world.student.id, "sam-chat")
     chat = await _book_for(db, world, cora)
     assert chat.screen.step == "success"
+    # The invite shown to the coordinator is the student's event: Sam and Ada attend, not Cora.
+    (invite,) = chat.screen.files
+    (event,) = icalendar.Calendar.from_ical(invite.content).events
+    attendees = {str(a).removeprefix("mailto:").lower() for a in event.get("ATTENDEE")}
+    assert attendees == {"sam.student@example.edu", "ada.lovelace@example.edu"}
     async with db() as session:
         booked = (await session.scalars(select(Session))).one()
         kinds = set(await session.scalars(select(ReminderJob.kind)))

@@ -181,7 +181,8 @@ async def test_an_st_who_teaches_and_coordinates_gets_both_an_st_only_gets_their
         await session.execute(update(User).where(User.id == ada.id).values(is_coordinator=True))
     both = await home(db, ada.id, NOW)
     steps = [s.step for s in both.more]
-    assert steps.index("home_hours") < steps.index("campus_heading")
+    # The campus first: a long week of one's own must not push it out of App Home.
+    assert steps.index("campus_heading") < steps.index("home_heading") < steps.index("home_hours")
     assert "campus_course" in steps
 
 

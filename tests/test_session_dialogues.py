@@ -5,6 +5,7 @@ the booking is recovered by the next event. On PostgreSQL and SQLite (the `db` f
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 
@@ -17,6 +18,7 @@ from engine.booking import Booked, BookingRequest, book_session
 from engine.chat import flow
 from engine.chat import messages as m
 from engine.chat.conversation import ConversationService
+from engine.chat.screens import Screen
 from engine.followup.manage import manage_data
 from engine.settings import Settings
 from storage.models import Session
@@ -188,9 +190,10 @@ async def test_a_crash_between_loading_and_booking_is_recovered_by_the_next_even
     await to_confirm(chat, world)
 
     async def crash(_: object) -> None:
-        raise RuntimeError("the process died after showing the loading state")
+        # The process dies (a cancelled task, a kill): not an error the engine may swallow.
+        raise asyncio.CancelledError("the process died after showing the loading state")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(asyncio.CancelledError):
         await ConversationService(db, Settings(), clock=lambda: NOW).handle(
             platform="test",
             chat_id="chat-1",
@@ -200,6 +203,10 @@ async def test_a_crash_between_loading_and_booking_is_recovered_by_the_next_even
         )
     if booked:  # the booking had gone through (e.g. another process finished it)
         await _book(db, world)
+    # Within the grace period a press is a double click on a booking under way.
+    waiting = await chat.send(flow.Text("hello?"))
+    assert waiting is not None and waiting.unchanged and waiting.notice == m.BOOKING_LOADING
+    chat.now = NOW + flow.LOADING_GRACE
     recovered = await chat.type("hello?")
     if booked:
         assert recovered.step == "success"
@@ -228,3 +235,53 @@ async def test_the_terminal_chat_unlinks_only_after_asking(db: Factory) -> None:
     assert m.UNLINKED.format(name="Sam Student") in out
     async with db() as session:
         assert await session.scalar(select(func.count()).select_from(ChatIdentity)) == 0
+
+
+async def test_a_failed_loading_screen_does_not_stop_the_booking(db: Factory) -> None:
+    """The platform refused to draw "Booking your session…" (a closed modal, a 5xx): the
+    booking goes on all the same."""
+    world = await make_world(db)
+    chat = Chat(db, world.student.id)
+    await to_confirm(chat, world)
+
+    async def refused(_: object) -> None:
+        raise RuntimeError("views.update: not_found")
+
+    screen = await ConversationService(db, Settings(), clock=lambda: NOW).handle(
+        platform="test",
+        chat_id="chat-1",
+        user_id=world.student.id,
+        event=flow.Press(chat.screen.data(chat.button("Book Session"))),
+        on_loading=refused,
+    )
+    assert screen is not None and screen.step == "success"
+
+
+async def test_a_second_press_while_booking_waits_and_one_session_is_booked(db: Factory) -> None:
+    """A double click on "Book Session": the second press lands between the loading state and
+    the booking, and must neither book again nor undo the booking under way."""
+    world = await make_world(db)
+    chat = Chat(db, world.student.id)
+    await to_confirm(chat, world)
+    book = flow.Press(chat.screen.data(chat.button("Book Session")))
+    second: list[object] = []
+    service = ConversationService(db, Settings(), clock=lambda: NOW)
+
+    async def click_again(_: object) -> None:
+        second.append(
+            await service.handle(
+                platform="test", chat_id="chat-1", user_id=world.student.id, event=book
+            )
+        )
+
+    first = await service.handle(
+        platform="test",
+        chat_id="chat-1",
+        user_id=world.student.id,
+        event=book,
+        on_loading=click_again,
+    )
+    assert first is not None and first.step == "success"
+    (answer,) = second
+    assert isinstance(answer, Screen) and answer.unchanged and answer.notice == m.BOOKING_LOADING
+    assert len(await _statuses(db)) == 1

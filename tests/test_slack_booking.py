@@ -187,6 +187,16 @@ async def _to_confirm(staff: Staff) -> None:
     assert m.STEP_CONFIRM in staff.text()
 
 
+async def _cora_at_confirm(slack: Slack, pg: Factory) -> Staff:
+    """Cora, a coordinator, at the confirm step of a booking for Sam."""
+    world = await make_world(pg)
+    await _coordinator(pg, slack.fake, CORA, "Cora Coordinator")
+    staff = Staff(slack, CORA)
+    await _for_sam(staff, world)
+    await _to_confirm(staff)
+    return staff
+
+
 async def test_a_coordinator_books_for_a_student_who_hears_of_it_on_telegram(
     slack: Slack, pg: Factory
 ) -> None:
@@ -292,11 +302,7 @@ async def test_every_spec_error_shows_in_the_modal_in_its_words(slack: Slack, pg
 async def test_a_stale_hash_shows_the_current_step_and_never_books_twice(
     slack: Slack, pg: Factory
 ) -> None:
-    world = await make_world(pg)
-    await _coordinator(pg, slack.fake, CORA, "Cora Coordinator")
-    staff = Staff(slack, CORA)
-    await _for_sam(staff, world)
-    await _to_confirm(staff)
+    staff = await _cora_at_confirm(slack, pg)
     old_view = copy.deepcopy(staff.view)  # what the coordinator's screen still shows
     assert staff.view_id is not None
     slack.fake.change_view_elsewhere(staff.view_id)  # another click won at Slack's end
@@ -468,3 +474,60 @@ async def test_a_database_outage_gets_the_specs_words_and_the_step_stays(pg: Fac
         units.down = False
         assert await staff.click("Book with Ada Lovelace") == 200
         assert "Step 2 of 4" in staff.text()
+
+
+async def test_a_loading_view_slack_refuses_does_not_stop_the_booking(
+    slack: Slack, pg: Factory
+) -> None:
+    staff = await _cora_at_confirm(slack, pg)
+    slack.fake.fail_next("views.update", status=200, error="not_found")  # the modal was closed
+    assert await staff.click(m.BOOK_SESSION) == 200
+    async with pg() as session:
+        assert len((await session.scalars(select(Session))).all()) == 1
+
+
+async def test_a_double_click_on_book_session_books_exactly_once(slack: Slack, pg: Factory) -> None:
+    staff = await _cora_at_confirm(slack, pg)
+    shown = copy.deepcopy(staff.view)
+    statuses = await asyncio.gather(
+        staff.click(m.BOOK_SESSION, view=shown), staff.click(m.BOOK_SESSION, view=shown)
+    )
+    assert statuses == [200, 200]
+    async with pg() as session:
+        assert len((await session.scalars(select(Session))).all()) == 1
+    assert m.SUCCESS_TITLE in staff.text()
+
+
+async def test_a_note_typed_into_an_older_screen_is_not_read_as_something_else(
+    slack: Slack, pg: Factory
+) -> None:
+    staff = await _cora_at_confirm(slack, pg)
+    await staff.click(m.ADD_NOTE)
+    note_view = copy.deepcopy(staff.view)
+    await staff.click("‹ Back without changes")  # the wizard moves on, the old form is stale
+    assert staff.view_id is not None
+    slack.fake.views[staff.view_id] = note_view  # Slack still shows the note form somewhere
+    answer = await staff.submit({sb.NOTE_ACTION: "next friday please"})
+    assert answer["response_action"] == "update"
+    assert m.EXPIRED in staff.text() and m.STEP_CONFIRM in staff.text()
+    assert "next friday please" not in staff.text()
+
+
+async def test_a_database_outage_after_the_modal_opened_says_so_in_it(pg: Factory) -> None:
+    await make_world(pg)
+    units = Outage(pg)
+    async with test_slack_app.running_app(units) as running:
+        await _coordinator(pg, running.fake, CORA, "Cora Coordinator")
+        units.down = True
+        staff = Staff(running, CORA)
+        await staff.book()
+        assert staff.text() == m.BOOKING_FAILED
+
+
+async def test_a_coordinator_may_name_the_course_after_book(slack: Slack, pg: Factory) -> None:
+    world = await make_world(pg)
+    await _coordinator(pg, slack.fake, CORA, "Cora Coordinator")
+    staff = Staff(slack, CORA)
+    await staff.book("calculus-1")
+    (course_block,) = [b for b in staff.view["blocks"] if b.get("block_id") == sb.COURSE_BLOCK]
+    assert course_block["element"]["initial_option"]["value"] == str(world.course.id)

@@ -12,6 +12,7 @@ changes nothing twice. The modal's own steps are in bots/slack/modals.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -24,6 +25,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import blocks
@@ -145,15 +147,15 @@ class SlackFrontEnd:
             await self.press(body, str(action["value"]))
 
     async def press(self, body: JSONDict, data: str) -> None:
+        view = body.get("view") or {}
+        if view.get("type") == "home":
+            await self.modals.from_home(body, data)  # opens its modal before anything else
+            return
         person = await self.person(body["user"]["id"])
         if person is None:
             return
-        view = body.get("view") or {}
         if view.get("type") == "modal":
             await self.modals.pressed(body, person, view, data)
-            return
-        if view.get("type") == "home":
-            await self.modals.from_home(body, person, data)
             return
         channel = body.get("channel", {}).get("id")
         if channel is None:
@@ -163,8 +165,8 @@ class SlackFrontEnd:
             return
         pressed = body.get("message", {}).get("ts")
         await self.draw(channel, screen, slack_user=person.slack_user, pressed=pressed)
-        if not screen.unchanged and screen.placement is not Placement.WIZARD:
-            await self.refresh_home(person)  # a session cancelled, time off set
+        if not screen.unchanged and (screen.placement is not Placement.WIZARD or screen.final):
+            await self.refresh_home(person)  # a session cancelled or booked, time off set
 
     async def picked_date(self, ack: AsyncAck, body: JSONDict, action: JSONDict) -> None:
         await ack()
@@ -226,16 +228,25 @@ class SlackFrontEnd:
             unmatched = Screen("home", m.NOT_MATCHED)
             await self.client.views_publish(user_id=slack_user, view=blocks.home_view([unmatched]))
             return
-        await self.refresh_home(person, f"event:{body['event_id']}")
+        await self.refresh_home(person)
 
-    async def refresh_home(self, person: Person, update_id: str | None = None) -> None:
-        """Publish the home again: after App Home opens, and after anything that changes it."""
-        screen = await self.handle(person, flow.StaffHome(), update_id)
-        if screen is None:  # Slack delivered this event before
-            return
-        teaches = any(s.step == "home_hours" for s in screen.more)
-        view = blocks.home_view([screen], time_off=teaches)
-        await self.client.views_publish(user_id=person.slack_user, view=view)
+    async def refresh_home(self, person: Person) -> None:
+        """Publish the home again: each time App Home opens (a redelivered event publishes the
+        same view again, which is harmless and repairs a publish that failed), and after
+        anything the person changes. A failure here is logged, never the request's: what the
+        person did is saved already."""
+        try:
+            screen = await self.handle(person, flow.StaffHome(), None)
+            assert screen is not None
+            teaches = any(s.step == "home_hours" for s in screen.more)
+            view = blocks.home_view([screen], time_off=teaches)
+            await self.client.views_publish(user_id=person.slack_user, view=view)
+        except SlackApiError as error:
+            log.warning(
+                "App Home for user %s not published: %s",
+                person.user_id,
+                error.response.get("error"),
+            )
 
     # --- errors -----------------------------------------------------------------------------
     async def failed(self, error: Exception, body: JSONDict, response: BoltResponse) -> None:
@@ -245,9 +256,14 @@ class SlackFrontEnd:
         if not database_unavailable(error):
             log.error("Slack request failed: %s", type(error).__name__, exc_info=error)
             return
-        if body.get("type") != "view_submission":  # those were not acknowledged yet
-            response.status = 200
         view = body.get("view") or {}
+        response.status = 200
+        if body.get("type") == "view_submission":  # not acknowledged yet: answer in the modal
+            response.body = json.dumps(
+                {"response_action": "update", "view": blocks.with_notice(view, m.BOOKING_FAILED)}
+            )
+            response.headers["content-type"] = ["application/json;charset=utf-8"]
+            return
         if view.get("type") == "modal" and body.get("type") == "block_actions":
             # Nothing was saved: the step on screen, and its buttons, are still good.
             await self.client.views_update(

@@ -410,8 +410,9 @@ def home_view(sections: Sequence[Screen], time_off: bool = False) -> Block:
     ids = _Ids()
     blocks: list[Block] = [away_buttons()] if time_off else []
     for index, screen in enumerate(screens):
-        room = MAX_VIEW_BLOCKS - len(blocks) - (1 if index else 0)
+        room = MAX_VIEW_BLOCKS - len(blocks) - (1 if index else 0) - 1  # 1: "not shown"
         if room < 2:
+            blocks.append(_context(NOT_SHOWN))  # say so rather than cut silently
             break
         if index:
             blocks.append({"type": "divider"})
@@ -454,14 +455,17 @@ def _input(block_id: str, label: str, element: Block, optional: bool = False) ->
     }
 
 
-def book_for_view(courses: Sequence[Option], metadata: str) -> Block:
-    """A coordinator's first step: the course, and the student found as they type."""
-    course = {
+def book_for_view(courses: Sequence[Option], metadata: str, chosen: Option | None = None) -> Block:
+    """A coordinator's first step: the course (`chosen`: named after /book), and the student
+    found as they type."""
+    course: Block = {
         "type": "static_select",
         "action_id": COURSE_ACTION,
         "placeholder": _plain(m.BOOK_FOR_COURSE, 150),
         "options": options(courses),
     }
+    if chosen is not None:
+        course["initial_option"] = option(chosen)
     student = {
         "type": "external_select",
         "action_id": STUDENT_ACTION,

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bots.slack import blocks
 from engine.chat import flow
 from engine.chat import messages as m
+from engine.chat.conversation import database_unavailable
 from engine.chat.screens import Placement, Screen
 from engine.chat.staff_booking import start_for
 
@@ -36,14 +37,24 @@ def metadata(person: Person, screen: Screen) -> str:
     return json.dumps({"chat": person.dm, "nonce": screen.nonce}, separators=(",", ":"))
 
 
-def chat_of(view: JSONDict) -> str | None:
-    """The conversation key a modal was drawn for, or None when the metadata is not ours."""
+def _metadata(view: JSONDict) -> dict[str, Any]:
     try:
         data = json.loads(view.get("private_metadata") or "")
     except ValueError:
-        return None
-    chat = data.get("chat") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def chat_of(view: JSONDict) -> str | None:
+    """The conversation key a modal was drawn for, or None when the metadata is not ours."""
+    chat = _metadata(view).get("chat")
     return chat if isinstance(chat, str) else None
+
+
+def nonce_of(view: JSONDict) -> int | None:
+    """The nonce of the screen the modal shows (its typed text is meant for that screen)."""
+    nonce = _metadata(view).get("nonce")
+    return nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else None
 
 
 def _is_conflict(error: SlackApiError) -> bool:
@@ -75,16 +86,26 @@ class Modals:
             log.info("views.open refused: %s", error.response.get("error"))
             return
         view = opened["view"]
+        try:
+            await self._book_in(view, body)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            await self._update(view, blocks.text_modal(m.BOOKING_FAILED), checked=False)
+
+    async def _book_in(self, view: JSONDict, body: JSONDict) -> None:
         person = await self.front.person(body["user_id"])
         if person is None:
             await self._update(view, blocks.text_modal(m.NOT_MATCHED))
             return
-        if await self.front.staff.is_coordinator(person.user_id):
-            courses = await self.front.staff.courses(person.user_id)
-            form = blocks.book_for_view(courses, json.dumps({"chat": person.dm}))
+        text = (body.get("text") or "").strip()
+        staff = self.front.staff
+        if await staff.is_coordinator(person.user_id):
+            courses = await staff.courses(person.user_id)
+            chosen = await staff.course_for(person.user_id, text) if text else None
+            form = blocks.book_for_view(courses, json.dumps({"chat": person.dm}), chosen)
             await self._update(view, form)
             return
-        text = (body.get("text") or "").strip()
         start = flow.Start(course_slug=text or None, source="chat")
         screen = await self.front.handle(person, start, f"command:{body['trigger_id']}")
         if screen is not None:
@@ -135,10 +156,8 @@ class Modals:
                     view_id=view["id"], hash=current["hash"], view=self.view(person, screen)
                 )
                 current["hash"] = shown["view"]["hash"]
-            except SlackApiError as error:
-                if not _is_conflict(error):
-                    raise
-                current["hash"] = None  # the final answer below draws the truth
+            except SlackApiError:  # a stale hash, a closed modal: the final answer draws the truth
+                current["hash"] = None
 
         screen = await self.front.handle(
             person, flow.Press(data), f"press:{body['trigger_id']}", on_loading
@@ -159,7 +178,8 @@ class Modals:
             return
         entry = view.get("state", {}).get("values", {}).get(blocks.NOTE_BLOCK, {})
         text = str(entry.get(blocks.NOTE_ACTION, {}).get("value") or "")
-        screen = await self._current(person, flow.Text(text), f"submit:{body['trigger_id']}")
+        typed = flow.Text(text, nonce=nonce_of(view))  # meant for the note step shown
+        screen = await self._current(person, typed, f"submit:{body['trigger_id']}")
         if screen.prompt and screen.notice:
             await ack(response_action="errors", errors={blocks.NOTE_BLOCK: screen.notice})
             return
@@ -189,6 +209,10 @@ class Modals:
         except SlackApiError as error:
             if not _is_conflict(error):
                 raise
+            if screen.placement is not Placement.WIZARD:
+                # A session dialogue's answer is the truth of that dialogue: draw it anyway.
+                await self._update(view, self.view(person, screen), checked=False)
+                return
             current = await self.front.handle(person, flow.Show(), None)
             assert current is not None
             await self._update(view, self.view(person, current), checked=False)
@@ -205,18 +229,31 @@ class Modals:
             await self.client.views_update(view_id=view["id"], view=new)
 
     # --- from App Home ----------------------------------------------------------------------
-    async def from_home(self, body: JSONDict, person: Person, data: str) -> None:
-        """A button in App Home answers in a modal (a home tab cannot hold a question), and the
-        home is published again when something changed."""
+    async def from_home(self, body: JSONDict, data: str) -> None:
+        """A button in App Home answers in a modal (a home tab cannot hold a question), opened
+        before anything else (the trigger lives 3 s), and the home is published again when
+        something changed."""
         trigger = body["trigger_id"]
         opened = await self.client.views_open(trigger_id=trigger, view=blocks.text_modal(m.OPENING))
-        screen = await self.front.handle(person, flow.Press(data), f"press:{trigger}")
+        try:
+            await self._from_home_in(opened["view"], body, data)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            await self._update(opened["view"], blocks.text_modal(m.BOOKING_FAILED), checked=False)
+
+    async def _from_home_in(self, view: JSONDict, body: JSONDict, data: str) -> None:
+        person = await self.front.person(body["user"]["id"])
+        if person is None:
+            await self._update(view, blocks.text_modal(m.NOT_MATCHED))
+            return
+        screen = await self.front.handle(person, flow.Press(data), f"press:{body['trigger_id']}")
         if screen is None:
             return
         if screen.unchanged:
-            await self._update(opened["view"], blocks.text_modal(screen.notice or m.EXPIRED))
+            await self._update(view, blocks.text_modal(screen.notice or m.EXPIRED))
             return
-        await self.show(opened["view"], person, screen)
+        await self.show(view, person, screen)
         await self.front.refresh_home(person)
 
     async def away_form(self, ack: AsyncAck, body: JSONDict, action: JSONDict) -> None:

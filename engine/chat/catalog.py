@@ -19,7 +19,7 @@ from engine.booking import (
     refusal,
 )
 from engine.chat.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
-from engine.chat.views import CourseInfo, TeacherInfo
+from engine.chat.views import CourseInfo, TeacherInfo, Viewer
 from storage.jobs import Job
 from storage.records import CourseRecord, TeacherCard
 from storage.uow import UnitOfWork
@@ -288,6 +288,8 @@ class DbCatalog:
         self.repo.add_job(saved_id, Job.nudge(), self.now + self.nudge_after)
         return ScheduledLater(saved_id)
 
-    async def person_name(self, user_id: int) -> str | None:
+    async def person(self, user_id: int) -> Viewer | None:
         user = await self.repo.user(user_id)
-        return None if user is None else user.name
+        if user is None:
+            return None
+        return Viewer(user.id, user.name, user.timezone or "UTC", user.locale, user.email)

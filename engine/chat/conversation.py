@@ -121,7 +121,15 @@ class ConversationService:
         if first is None or not first.proceed:
             return None if first is None else first.screen
         if on_loading is not None:
-            await on_loading(first.screen)
+            try:
+                await on_loading(first.screen)
+            except Exception as error:  # showing it failed: the booking must still happen
+                log.warning(
+                    "%s loading screen for user %s not shown (%s)",
+                    platform,
+                    user_id,
+                    type(error).__name__,
+                )
         second = await self._step(
             platform, chat_id, user_id, flow.Proceed(), None, profile_timezone
         )

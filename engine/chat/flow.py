@@ -80,6 +80,9 @@ class State:
     # A coordinator booking on a student's behalf: the student (None: the viewer books for
     # themselves). Checked again on every step, as the coordinator may lose the role.
     student_id: int | None = None
+    # When "Book Session" showed the loading state (epoch seconds): a press while it is fresh
+    # is a double click that must not undo the booking under way.
+    loading_since: int | None = None
     nonce: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -121,7 +124,17 @@ _NEEDS: dict[Step, tuple[str, ...]] = {
     Step.BOOKING: ("course_id", "teacher_id", "day", "slot"),
     Step.SUCCESS: ("course_id", "teacher_id", "day", "slot", "session_id"),
 }
-_INTS = ("course_id", "teacher_id", "slot", "session_id", "rescheduling", "student_id")
+_INTS = (
+    "course_id",
+    "teacher_id",
+    "slot",
+    "session_id",
+    "rescheduling",
+    "student_id",
+    "loading_since",
+)
+# A loading state younger than this is a booking under way; older, a process died mid-way.
+LOADING_GRACE = timedelta(seconds=30)
 
 
 def _consistent(state: State) -> bool:
@@ -173,6 +186,9 @@ class Press:
 @dataclass(frozen=True)
 class Text:
     text: str
+    # The nonce of the screen the text was typed into, when the platform knows it (a Slack
+    # modal's field): text meant for an older screen is refused, not read as a date.
+    nonce: int | None = None
 
 
 @dataclass(frozen=True)
@@ -254,8 +270,9 @@ class Catalog(Protocol):
         self, student_id: int, course_id: int, platform: str, created_by: int | None = None
     ) -> ScheduledLater | NotEnrolled | NoSessionsLeft: ...
 
-    async def person_name(self, user_id: int) -> str | None:
-        """A platform user's display name (the student a coordinator books for)."""
+    async def person(self, user_id: int) -> Viewer | None:
+        """The student a coordinator books for: name and e-mail (zone and locale are theirs,
+        though screens show the coordinator's)."""
         ...
 
 
@@ -309,6 +326,10 @@ async def apply(state: State, event: Event, ctx: Ctx) -> State:
             return state
         return await book_now(state, ctx)
     if state.step == Step.BOOKING:
+        since = state.loading_since
+        if since is not None and ctx.now.timestamp() - since < LOADING_GRACE.total_seconds():
+            ctx.nothing_changed(m.BOOKING_LOADING)  # a second click while the first books
+            return state
         return await recover(state, ctx)
     if _for_someone_else(state, ctx) and not ctx.coordinator and not isinstance(event, Start):
         ctx.notice = m.COORDINATORS_ONLY  # the role was taken away since the wizard began
@@ -318,6 +339,9 @@ async def apply(state: State, event: Event, ctx: Ctx) -> State:
     if isinstance(event, Cancel):
         return cancel(state, ctx)
     if isinstance(event, Text):
+        if event.nonce is not None and event.nonce != state.nonce:
+            ctx.nothing_changed(m.EXPIRED)
+            return state
         return await type_text(state, clean_text(event.text), ctx)
     decoded = decode(event.data)
     if decoded is None or decoded[0] != state.nonce or state.step not in ALLOWED[decoded[1].kind]:
@@ -500,7 +524,7 @@ async def confirm(state: State, action: Action, ctx: Ctx) -> State:
         datetime=start_at.isoformat(),
     )
     ctx.proceed = True
-    return replace(state, step=Step.BOOKING)
+    return replace(state, step=Step.BOOKING, loading_since=int(ctx.now.timestamp()))
 
 
 async def book_now(state: State, ctx: Ctx) -> State:
@@ -747,14 +771,16 @@ async def _month_bounds(state: State, ctx: Ctx) -> tuple[tuple[int, int], tuple[
 async def render(state: State, ctx: Ctx) -> Screen:
     """Gather what the step shows and hand it to the pure builders in views.py; a booking made
     for a student says whose it is on every step, so a coordinator never loses track."""
-    screen = await _render(state, ctx)
     if state.step == Step.IDLE or not _for_someone_else(state, ctx):
-        return screen
-    name = await ctx.catalog.person_name(student_of(state, ctx)) or m.A_STUDENT
+        return await _render(state, ctx)
+    person = await ctx.catalog.person(student_of(state, ctx))
+    screen = await _render(state, ctx, person)
+    name = person.name if person else m.A_STUDENT
     return replace(screen, lines=(m.BOOKING_FOR.format(name=name), *screen.lines))
 
 
-async def _render(state: State, ctx: Ctx) -> Screen:
+async def _render(state: State, ctx: Ctx, student: Viewer | None = None) -> Screen:
+    """`student`: whom a coordinator books for, the invite's attendee beside the ST."""
     notice = ctx.notice
     viewer = ctx.viewer
     if state.step == Step.IDLE:
@@ -791,6 +817,12 @@ async def _render(state: State, ctx: Ctx) -> Screen:
         return views.booking(course, teacher, start_at, viewer)
     if state.step == Step.SUCCESS:
         assert state.session_id is not None
+        # The invite and calendar links are the student's event, in the viewer's zone.
+        attendee = (
+            viewer
+            if student is None
+            else replace(viewer, user_id=student.user_id, name=student.name, email=student.email)
+        )
         return views.success(
             course,
             teacher,
@@ -798,7 +830,7 @@ async def _render(state: State, ctx: Ctx) -> Screen:
             state.session_id,
             state.reminders,
             state.note,
-            viewer,
+            attendee,
             ctx.dashboard_url,
             organizer_of(ctx.email_from),
             notice,

@@ -219,13 +219,15 @@ async def staff_home(desk: Desk) -> Screen:
         "home",
         user.name,
         placement=Placement.NEW,
+        # A coordinator's campus comes first: a long week of their own must not push it out
+        # of a home that has room for only so much (Slack: 100 blocks).
         more=(
+            *across,
             heading(m.HOME_TODAY, today_entries),
             *today_entries,
             heading(m.HOME_WEEK, week_entries),
             *week_entries,
             Screen("home_hours", m.HOME_HOURS, hour_lines),
             Screen("home_days_off", m.HOME_DAYS_OFF, off_lines),
-            *across,
         ),
     )

@@ -42,6 +42,18 @@ class StaffBooking:
                 return []
             return [Option(str(c.id), c.title) for c in await uow.repo.all_courses()]
 
+    async def course_for(self, user_id: int, text: str) -> Option | None:
+        """The course a coordinator named after `/book` (its slug or its title, any case)."""
+        wanted = text.strip().casefold()
+        async with self.units() as uow:
+            user = await uow.repo.user(user_id)
+            if user is None or not user.is_coordinator or not wanted:
+                return None
+            for course in await uow.repo.all_courses():
+                if wanted in (course.slug.casefold(), course.title.casefold()):
+                    return Option(str(course.id), course.title)
+        return None
+
     async def students(self, user_id: int, query: str) -> list[Option]:
         """Enrolled students whose name or e-mail contains `query`; the e-mail tells apart two
         people of the same name. Nothing for anyone but a coordinator."""
