@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     jitsi_base_url: str = Field(
         default="https://meet.jit.si", description="Jitsi Meet server for on-demand video rooms."
     )
+    calendar_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "How long one process reuses the STs' calendars and a student's sessions between "
+            "chat events (0: read them on every event). Bookings always read afresh."
+        ),
+    )
     schedule_later_nudge_hours: float = Field(
         default=24, description="After 'Schedule Later', nudge the student this much later."
     )

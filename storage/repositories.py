@@ -5,14 +5,31 @@ Methods are narrow and named for the question the engine asks, so the engine nev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime, time
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.jobs import Job
 from storage.models import (
@@ -48,10 +65,114 @@ from storage.records import (
     record,
 )
 
+# --- the chat's hot path: Core statements built once, so the compiled cache serves them ------
+_CONV = cast(Table, Conversation.__table__)
+_USERS = cast(Table, User.__table__)
+_IDS = cast(Table, ChatIdentity.__table__)
+_DONE = cast(Table, ProcessedUpdate.__table__)
+_EVENTS = cast(Table, AnalyticsEvent.__table__)
+_USER_COLUMNS = [c.name for c in fields(UserRecord)]
+OPEN_CONVERSATION = (
+    select(
+        _CONV.c.id,
+        _CONV.c.state,
+        _CONV.c.version,
+        _CONV.c.user_id.label("owner"),
+        *(_USERS.c[name].label(f"u_{name}") for name in _USER_COLUMNS),
+        _IDS.c.platform.label("linked"),
+        _IDS.c.last_used_at,
+    )
+    .select_from(
+        _CONV.join(_USERS, _USERS.c.id == bindparam("user_id")).outerjoin(
+            _IDS,
+            and_(
+                _IDS.c.platform == _CONV.c.platform,
+                _IDS.c.chat_id == _CONV.c.chat_id,
+                _IDS.c.user_id == _USERS.c.id,
+            ),
+        )
+    )
+    .where(_CONV.c.platform == bindparam("platform"), _CONV.c.chat_id == bindparam("chat_id"))
+    .with_for_update(of=_CONV)
+)
+SAVE_CONVERSATION = (
+    update(_CONV)
+    .where(_CONV.c.id == bindparam("p_id"))
+    .values(
+        state=bindparam("p_state"),
+        version=bindparam("p_version"),
+        user_id=bindparam("p_owner"),
+        updated_at=func.now(),
+    )
+)
+TOUCH_IDENTITY = (
+    update(_IDS)
+    .where(
+        _IDS.c.platform == bindparam("p_platform"),
+        _IDS.c.chat_id == bindparam("p_chat_id"),
+        _IDS.c.user_id == bindparam("p_user_id"),
+    )
+    .values(last_used_at=bindparam("p_at"))
+)
+MARK_PROCESSED = {
+    "postgresql": pg_insert(_DONE).on_conflict_do_nothing().returning(_DONE.c.update_id),
+    "sqlite": sqlite_insert(_DONE).on_conflict_do_nothing().returning(_DONE.c.update_id),
+}
+ADD_EVENTS = insert(_EVENTS)
+_SESSIONS = cast(Table, Session.__table__)
+_ACTIVE = _SESSIONS.c.status.in_(ACTIVE_STATUSES)
+_IDS_PARAM: BindParameter[list[int]] = bindparam("p_ids", expanding=True)
+WEEKLY_HOURS = select(cast(Table, Availability.__table__)).where(
+    Availability.__table__.c.user_id.in_(_IDS_PARAM)
+)
+_OVERRIDES = cast(Table, AvailabilityOverride.__table__)
+DAY_OVERRIDES = select(_OVERRIDES).where(
+    _OVERRIDES.c.user_id.in_(_IDS_PARAM),
+    _OVERRIDES.c.date.between(bindparam("p_first"), bindparam("p_last")),
+)
+# Busy time in both roles, one round trip each: teaching (up to the buffer it was booked with)
+# and attending as a student.
+TEACHERS_BUSY = union_all(
+    select(_SESSIONS.c.teacher_id, _SESSIONS.c.scheduled_start, _SESSIONS.c.blocked_until).where(
+        _SESSIONS.c.teacher_id.in_(_IDS_PARAM),
+        _ACTIVE,
+        _SESSIONS.c.scheduled_start < bindparam("p_end"),
+        _SESSIONS.c.blocked_until > bindparam("p_start"),
+    ),
+    select(_SESSIONS.c.student_id, _SESSIONS.c.scheduled_start, _SESSIONS.c.scheduled_end).where(
+        _SESSIONS.c.student_id.in_(_IDS_PARAM),
+        _ACTIVE,
+        _SESSIONS.c.scheduled_start < bindparam("p_end"),
+        _SESSIONS.c.scheduled_end > bindparam("p_start"),
+    ),
+)
+STUDENT_BUSY = union_all(
+    select(_SESSIONS.c.scheduled_start, _SESSIONS.c.scheduled_end).where(
+        _SESSIONS.c.student_id == bindparam("p_person"),
+        _ACTIVE,
+        _SESSIONS.c.scheduled_start < bindparam("p_end"),
+        _SESSIONS.c.scheduled_end > bindparam("p_start"),
+    ),
+    select(_SESSIONS.c.scheduled_start, _SESSIONS.c.blocked_until).where(
+        _SESSIONS.c.teacher_id == bindparam("p_person"),
+        _ACTIVE,
+        _SESSIONS.c.scheduled_start < bindparam("p_end"),
+        _SESSIONS.c.blocked_until > bindparam("p_start"),
+    ),
+)
+TOUCH_EVERY = timedelta(minutes=1)
+""""Last used" only needs to order a person's chats: one write a minute is precise enough."""
+
 
 class Repo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _core(self, statement: Executable, params: Any) -> CursorResult[Any]:
+        """A Core statement on the session's connection, in its transaction: the hot path
+        skips the ORM's execution layer, which costs more than the statement itself."""
+        connection = await self.session.connection()
+        return await connection.execute(statement, params)
 
     # --- users, courses, enrollments -------------------------------------------------------
     async def user(self, user_id: int) -> UserRecord | None:
@@ -146,21 +267,14 @@ class Repo:
         return _card(row[0], row[1]) if row else None
 
     async def availability(self, teacher_ids: Sequence[int]) -> list[WeeklyHours]:
-        rows = await self.session.scalars(
-            select(Availability).where(Availability.user_id.in_(teacher_ids))
-        )
+        rows = await self._core(WEEKLY_HOURS, {"p_ids": list(teacher_ids)})
         return [record(WeeklyHours, row) for row in rows]
 
     async def overrides(
         self, teacher_ids: Sequence[int], first: date, last: date
     ) -> list[DayOverride]:
-        rows = await self.session.scalars(
-            select(AvailabilityOverride).where(
-                AvailabilityOverride.user_id.in_(teacher_ids),
-                AvailabilityOverride.date.between(first, last),
-            )
-        )
-        return [record(DayOverride, row) for row in rows]
+        params = {"p_ids": list(teacher_ids), "p_first": first, "p_last": last}
+        return [record(DayOverride, row) for row in await self._core(DAY_OVERRIDES, params)]
 
     async def set_day_overrides(
         self,
@@ -205,45 +319,23 @@ class Repo:
     ) -> list[tuple[int, datetime, datetime]]:
         """The STs' active sessions overlapping [start, end) as (teacher, start, blocked until),
         the buffer each was booked with included; and sessions they attend as students."""
-        rows = await self.session.execute(
-            select(Session.teacher_id, Session.scheduled_start, Session.blocked_until).where(
-                Session.teacher_id.in_(teacher_ids),
-                Session.status.in_(ACTIVE_STATUSES),
-                Session.scheduled_start < end,
-                Session.blocked_until > start,
-            )
+        params = {"p_ids": list(teacher_ids), "p_start": start, "p_end": end}
+        rows = cast(
+            Iterable[tuple[int | None, datetime | None, datetime | None]],
+            await self._core(TEACHERS_BUSY, params),
         )
-        as_students = await self.session.execute(
-            select(Session.student_id, Session.scheduled_start, Session.scheduled_end).where(
-                Session.student_id.in_(teacher_ids),
-                Session.status.in_(ACTIVE_STATUSES),
-                Session.scheduled_start < end,
-                Session.scheduled_end > start,
-            )
-        )
-        return [(t, s, e) for t, s, e in (*rows, *as_students) if t is not None and s and e]
+        return [(t, s, e) for t, s, e in rows if t is not None and s and e]
 
     async def student_busy(
         self, student_id: int, start: datetime, end: datetime
     ) -> list[tuple[datetime, datetime]]:
         """The student's active sessions, including any they teach (with the buffer)."""
-        rows = await self.session.execute(
-            select(Session.scheduled_start, Session.scheduled_end).where(
-                Session.student_id == student_id,
-                Session.status.in_(ACTIVE_STATUSES),
-                Session.scheduled_start < end,
-                Session.scheduled_end > start,
-            )
+        params = {"p_person": student_id, "p_start": start, "p_end": end}
+        rows = cast(
+            Iterable[tuple[datetime | None, datetime | None]],
+            await self._core(STUDENT_BUSY, params),
         )
-        teaching = await self.session.execute(
-            select(Session.scheduled_start, Session.blocked_until).where(
-                Session.teacher_id == student_id,
-                Session.status.in_(ACTIVE_STATUSES),
-                Session.scheduled_start < end,
-                Session.blocked_until > start,
-            )
-        )
-        return [(s, e) for s, e in (*rows, *teaching) if s and e]
+        return [(s, e) for s, e in rows if s and e]
 
     # --- the student's sessions --------------------------------------------------------------
     async def upcoming_sessions(self, user_id: int, now: datetime) -> list[SessionRecord]:
@@ -548,6 +640,30 @@ class Repo:
         )
 
     # --- conversations and de-duplication ----------------------------------------------------
+    async def open_conversation(
+        self, platform: str, chat_id: str, user_id: int, now: datetime
+    ) -> tuple[ConversationRecord, UserRecord]:
+        """The chat's conversation (created the first time), locked until the transaction
+        ends, with the user, in one statement; notes the chat as just used (at most once a
+        minute, which is all "where notices go" needs). LookupError for an unknown user."""
+        params = {"platform": platform, "chat_id": chat_id, "user_id": user_id}
+        row = (await self._core(OPEN_CONVERSATION, params)).first()
+        if row is None:
+            await self.conversation_for_update(platform, chat_id)  # creates it, race-safe
+            row = (await self._core(OPEN_CONVERSATION, params)).first()
+            if row is None:
+                raise LookupError(f"no user {user_id}")
+        user = UserRecord(**{name: row._mapping[f"u_{name}"] for name in _USER_COLUMNS})
+        conversation = ConversationRecord(
+            row.id, platform, chat_id, row.owner, row.state or {}, row.version
+        )
+        if row.linked is not None and (
+            row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
+        ):
+            touched = {"p_platform": platform, "p_chat_id": chat_id, "p_user_id": user_id}
+            await self._core(TOUCH_IDENTITY, {**touched, "p_at": now})
+        return conversation, user
+
     async def conversation_for_update(self, platform: str, chat_id: str) -> ConversationRecord:
         """Load (or create) the chat's conversation row, locked until the transaction ends."""
         query = (
@@ -573,11 +689,28 @@ class Repo:
         self, conversation_id: int, state: dict[str, object], version: int, user_id: int
     ) -> None:
         """The wizard's new state, under the lock `conversation_for_update` took."""
-        await self.session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(state=state, version=version, user_id=user_id, updated_at=func.now())
+        await self._core(
+            SAVE_CONVERSATION,
+            {
+                "p_id": conversation_id,
+                "p_state": state,
+                "p_version": version,
+                "p_owner": user_id,
+            },
         )
+
+    async def add_events(
+        self, events: Sequence[tuple[str, dict[str, Any]]], *, user_id: int, platform: str
+    ) -> None:
+        """An event's analytics rows, in one round trip."""
+        if events:
+            await self._core(
+                ADD_EVENTS,
+                [
+                    {"name": name, "data": data, "user_id": user_id, "platform": platform}
+                    for name, data in events
+                ],
+            )
 
     async def conversation_version(self, platform: str, chat_id: str) -> int | None:
         found: int | None = await self.session.scalar(
@@ -608,13 +741,11 @@ class Repo:
         found.extra_message_ids = extra
 
     async def mark_processed(self, platform: str, update_id: str) -> bool:
-        """Record a delivery; False when it was already handled (a retry or a replay)."""
-        try:
-            async with self.session.begin_nested():
-                self.session.add(ProcessedUpdate(platform=platform, update_id=update_id))
-        except IntegrityError:
-            return False
-        return True
+        """Record a delivery; False when it was already handled (a retry or a replay). One
+        statement (ON CONFLICT DO NOTHING), so a duplicate costs no savepoint."""
+        statement = MARK_PROCESSED[self.session.get_bind().dialect.name]
+        done = await self.session.scalar(statement, {"platform": platform, "update_id": update_id})
+        return done is not None
 
     # --- analytics -------------------------------------------------------------------------
     def add_event(

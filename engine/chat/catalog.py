@@ -1,14 +1,20 @@
 """The flow's Catalog port over the database: repositories plus the pure slot math.
 
-One instance lives for one incoming event, inside that event's transaction, so it may cache.
+One instance lives for one incoming event, inside that event's transaction, so it may cache;
+what every event reads and rarely changes (courses, ST cards, the STs' calendars, a student's
+own sessions) it reads through the process's `CatalogCache` for a few seconds
+(engine/chat/calendar_cache.py says why that is safe). The booking itself reads afresh.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from engine.booking import (
+    Booked,
     BookingRequest,
     NoSessionsLeft,
     NotEnrolled,
@@ -18,6 +24,7 @@ from engine.booking import (
     book_session,
     refusal,
 )
+from engine.chat.calendar_cache import DEFAULT_TTL, DIRECTORY_TTL, Shelf
 from engine.chat.slots import DateOverride, Interval, SlotRules, WeeklyRule, free_slots
 from engine.chat.views import CourseInfo, TeacherInfo, Viewer
 from storage.jobs import Job
@@ -58,6 +65,57 @@ class _Calendars:
         )
 
 
+@dataclass(frozen=True)
+class _StudentBusy:
+    low: datetime
+    high: datetime
+    busy: list[Interval]
+
+
+class CatalogCache:
+    """One per process (the ConversationService's): shelves the catalogs of all events share."""
+
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL,
+        directory_ttl: float = DIRECTORY_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.courses: Shelf[int, CourseRecord | None] = Shelf(directory_ttl, clock)
+        self.teachers: Shelf[int, list[TeacherCard]] = Shelf(directory_ttl, clock)
+        self.cards: Shelf[tuple[int, int], TeacherCard | None] = Shelf(directory_ttl, clock)
+        self.calendars: Shelf[int, _Calendars] = Shelf(ttl, clock)  # the STs', by course
+        self.students: Shelf[int, _StudentBusy] = Shelf(ttl, clock)
+
+    def booked(self, course_id: int, request: BookingRequest, blocked_until: datetime) -> None:
+        """This process just booked: add the session to the shelves rather than drop them, so
+        the next screens of every chat stay served from memory and already show it taken."""
+        found, calendars = self.calendars.get(course_id)
+        if found and calendars is not None:
+            for person, until in (
+                (request.teacher_id, blocked_until),
+                (request.student_id, request.end),
+            ):
+                if person in calendars.teacher_ids:  # an ST who is also this student elsewhere
+                    calendars.busy.setdefault(person, []).append((request.start, until))
+        found, mine = self.students.get(request.student_id)
+        if found and mine is not None:
+            mine.busy.append(Interval(request.start, request.end))
+
+    def changed(self, course_id: int | None = None, student_id: int | None = None) -> None:
+        """This process wrote something: forget what it may have changed (everything, when the
+        writer cannot say what)."""
+        if course_id is None:
+            for shelf in (self.courses, self.teachers, self.cards, self.calendars):
+                shelf.clear()
+        else:
+            self.calendars.drop(course_id)
+        if student_id is None:
+            self.students.clear()
+        else:
+            self.students.drop(student_id)
+
+
 def course_info(course: CourseRecord) -> CourseInfo:
     return CourseInfo(
         course.id, course.slug, course.title, course.session_count, course.session_minutes
@@ -83,12 +141,15 @@ class DbCatalog:
         reminder_offsets: list[timedelta],
         now: datetime,
         nudge_after: timedelta = timedelta(hours=24),
+        shared: CatalogCache | None = None,
     ) -> None:
         self.uow = uow
         self.repo = uow.repo
         self.reminder_offsets = reminder_offsets
         self.now = now
         self.nudge_after = nudge_after
+        # None: every read goes to the database (tests of one event, the booking itself).
+        self.shared = shared
         self._cards: dict[tuple[int, int], TeacherCard | None] = {}
         self._courses: dict[int, CourseRecord | None] = {}
         self._teachers: dict[int, list[TeacherInfo]] = {}
@@ -97,7 +158,14 @@ class DbCatalog:
     async def _course(self, course_id: int) -> CourseRecord | None:
         """Each course read once per event, however many screens parts ask for it."""
         if course_id not in self._courses:
-            self._courses[course_id] = await self.repo.course(course_id)
+            found, course = (
+                (False, None) if self.shared is None else self.shared.courses.get(course_id)
+            )
+            if not found:
+                course = await self.repo.course(course_id)
+                if self.shared is not None:
+                    self.shared.courses.put(course_id, course)
+            self._courses[course_id] = course
         return self._courses[course_id]
 
     async def course(self, course_id: int) -> CourseInfo | None:
@@ -135,7 +203,14 @@ class DbCatalog:
 
     async def teachers(self, course_id: int) -> list[TeacherInfo]:
         if course_id not in self._teachers:
-            cards = await self.repo.active_teachers(course_id)
+            found, shared = (
+                (False, None) if self.shared is None else self.shared.teachers.get(course_id)
+            )
+            cards = shared if found and shared is not None else None
+            if cards is None:
+                cards = await self.repo.active_teachers(course_id)
+                if self.shared is not None:
+                    self.shared.teachers.put(course_id, cards)
             for card in cards:
                 self._cards[(course_id, card.user.id)] = card
             self._teachers[course_id] = [teacher_info(card) for card in cards]
@@ -144,7 +219,12 @@ class DbCatalog:
     async def _card(self, course_id: int, teacher_id: int) -> TeacherCard | None:
         key = (course_id, teacher_id)
         if key not in self._cards:
-            self._cards[key] = await self.repo.teacher(course_id, teacher_id)
+            found, card = (False, None) if self.shared is None else self.shared.cards.get(key)
+            if not found:
+                card = await self.repo.teacher(course_id, teacher_id)
+                if self.shared is not None:
+                    self.shared.cards.put(key, card)
+            self._cards[key] = card
         return self._cards[key]
 
     async def teacher(self, course_id: int, teacher_id: int) -> TeacherInfo | None:
@@ -158,6 +238,11 @@ class DbCatalog:
         known = self._calendars
         if known is not None and known.covers(teacher_id, student_id, low, high):
             return known
+        if known is None and self.shared is not None:
+            shared = self._shared_calendars(course_id, teacher_id, student_id, low, high)
+            if shared is not None:
+                return shared
+            await self.teachers(course_id)  # all of them: the shelf serves every ST's screen
         ids = {t for (c, t), card in self._cards.items() if c == course_id and card is not None}
         ids.add(teacher_id)
         horizon = max(
@@ -180,12 +265,39 @@ class DbCatalog:
             )
         for teacher, start, blocked_until in await self.repo.teacher_busy(sorted(ids), low, high):
             calendars.busy.setdefault(teacher, []).append((start, blocked_until))
+        if self.shared is not None:  # the STs' part, for every student's next event
+            self.shared.calendars.put(course_id, replace(calendars, student_id=None))
         if student_id is not None:
             calendars.student_busy = [
                 Interval(s, e) for s, e in await self.repo.student_busy(student_id, low, high)
             ]
+            if self.shared is not None:
+                entry = _StudentBusy(low, high, calendars.student_busy)
+                self.shared.students.put(student_id, entry)
         self._calendars = calendars
         return calendars
+
+    def _shared_calendars(
+        self, course_id: int, teacher_id: int, student_id: int | None, low: datetime, high: datetime
+    ) -> _Calendars | None:
+        """The course's STs' calendars and the student's sessions from the process's shelves,
+        when both cover the window asked for."""
+        assert self.shared is not None
+        found, calendars = self.shared.calendars.get(course_id)
+        if not found or calendars is None or not calendars.covers(teacher_id, None, low, high):
+            return None
+        if student_id is None:
+            self._calendars = calendars
+            return calendars
+        found, mine = self.shared.students.get(student_id)
+        if (
+            not found
+            or mine is None
+            or not (mine.low <= calendars.low and calendars.high <= mine.high)
+        ):
+            return None
+        self._calendars = replace(calendars, student_id=student_id, student_busy=mine.busy)
+        return self._calendars
 
     async def free_slots(
         self,
@@ -239,6 +351,26 @@ class DbCatalog:
         are checked here (the lock cannot see them). A reschedule's own old session is released
         inside the transaction, so the student's calendar is left to it then.
         """
+        # Everything afresh: what this event read through the shared shelves may be seconds old.
+        shared, self.shared = self.shared, None
+        self._cards.clear()
+        self._courses.clear()
+        self._calendars = None
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._book(request, now)
+            return outcome
+        finally:
+            self.shared = shared
+            card = self._cards.get((request.course_id, request.teacher_id))
+            if shared is not None:
+                if isinstance(outcome, Booked) and request.replaces is None and card is not None:
+                    buffer = timedelta(minutes=card.st.buffer_minutes)
+                    shared.booked(request.course_id, request, request.end + buffer)
+                else:  # refused (the shelf was stale), moved, or failed: read afresh next time
+                    shared.changed(request.course_id, request.student_id)
+
+    async def _book(self, request: BookingRequest, now: datetime) -> Outcome:
         card = await self._card(request.course_id, request.teacher_id)
         offered = await self.free_slots(
             request.course_id,

@@ -19,7 +19,7 @@ from engine.chat import (
     session_dialogue,
     time_off,
 )
-from engine.chat.catalog import DbCatalog
+from engine.chat.catalog import CatalogCache, DbCatalog
 from engine.chat.formatting import normalize_locale, viewer_timezone
 from engine.chat.screens import Screen, nothing_changed
 from engine.chat.views import Viewer
@@ -65,6 +65,11 @@ class ConversationService:
         self.clock = clock
         self.video = video or JitsiProvider(settings.jitsi_base_url)
         self.cutoff = timedelta(minutes=settings.change_cutoff_minutes)
+        seconds = settings.calendar_cache_seconds
+        # Shared by every event this service handles; None when switched off.
+        self.cache = (
+            CatalogCache(ttl=seconds, directory_ttl=max(seconds, 15 * seconds)) if seconds else None
+        )
 
     async def handle(
         self,
@@ -149,19 +154,17 @@ class ConversationService:
             repo = uow.repo
             if update_id is not None and not await repo.mark_processed(platform, update_id):
                 return None
-            conversation = await repo.conversation_for_update(platform, chat_id)
-            user = await repo.user(user_id)
-            if user is None:
-                raise LookupError(f"no user {user_id}")
             now = self.clock()
-            # Where notices go until the person picks with /notify: the chat used last.
-            await repo.touch_identity(platform, chat_id, user.id, now)
+            # Locks the chat's conversation, reads the user, and notes the chat as used (where
+            # notices go until the person picks with /notify): one statement.
+            conversation, user = await repo.open_conversation(platform, chat_id, user_id, now)
             ctx = flow.Ctx(
                 catalog=DbCatalog(
                     uow,
                     [timedelta(minutes=m) for m in self.settings.reminder_offsets_minutes],
                     now,
                     timedelta(hours=self.settings.schedule_later_nudge_hours),
+                    shared=self.cache,
                 ),
                 viewer=Viewer(
                     user.id,
@@ -191,14 +194,14 @@ class ConversationService:
             ):
                 away = time_off.Desk(repo, user.id, now, self.cutoff, ctx.viewer.timezone)
                 if isinstance(event, flow.Away):
-                    return _Stepped(await time_off.mark(away, event.text))
-                return _Stepped(await time_off.answer(away, event.data))
+                    return self._wrote(await time_off.mark(away, event.text))
+                return self._wrote(await time_off.answer(away, event.data))
             if isinstance(event, flow.Notify):
                 return _Stepped(await notify_dialogue.show(account))
             if isinstance(event, flow.Press) and notify_dialogue.is_answer(event.data):
                 return _Stepped(await notify_dialogue.choose(account, event.data))
             if isinstance(event, flow.Press) and campus.is_answer(event.data):
-                return _Stepped(
+                return self._wrote(
                     await campus.answer(
                         campus.Desk(repo, user.id, now, ctx.viewer.timezone), event.data
                     )
@@ -214,7 +217,7 @@ class ConversationService:
                     return _Stepped(await session_dialogue.my_sessions(desk))
                 answer = await session_dialogue.act(*managed, desk)
                 if isinstance(answer, Screen):
-                    return _Stepped(answer)  # the wizard's state and its buttons stay
+                    return self._wrote(answer)  # the wizard's state and its buttons stay
                 event = answer  # reschedule or schedule now: the wizard starts
             if isinstance(event, flow.Show):
                 ctx.notice = event.notice
@@ -231,9 +234,15 @@ class ConversationService:
             await repo.save_conversation(
                 conversation.id, new_state.to_json(), new_state.nonce, user.id
             )
-            for name, data in ctx.analytics:
-                repo.add_event(name, data, user_id=user.id, platform=platform)
+            await repo.add_events(ctx.analytics, user_id=user.id, platform=platform)
         return _Stepped(screen, proceed=ctx.proceed)
+
+    def _wrote(self, screen: Screen) -> _Stepped:
+        """A dialogue that may have changed calendars (a cancellation, time off): this
+        process's shelves forget them, so the next screen shows the change."""
+        if self.cache is not None and not screen.unchanged:
+            self.cache.changed()
+        return _Stepped(screen)
 
 
 @dataclass(frozen=True)

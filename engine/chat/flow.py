@@ -741,7 +741,8 @@ async def _slots_on(state: State, day: date, ctx: Ctx) -> list[datetime]:
 async def _next_free(
     state: State, ctx: Ctx, until_day: date | None = None, teacher_id: int | None = None
 ) -> datetime | None:
-    """The first free slot, looking a fortnight ahead first because that is nearly always enough."""
+    """The first free slot, looking two days ahead first, then a fortnight, then the whole
+    horizon: the slot math costs what the window holds, and the first is nearly always near."""
     teacher_id = teacher_id or state.teacher_id
     assert state.course_id is not None and teacher_id is not None
     probe = replace(state, teacher_id=teacher_id)
@@ -749,10 +750,12 @@ async def _next_free(
     horizon = ctx.now + timedelta(days=teacher.max_days_ahead)
     if until_day is not None:
         horizon = min(horizon, day_bounds_utc(until_day, ctx.viewer.timezone)[1])
-    for end in (min(ctx.now + timedelta(days=14), horizon), horizon):
-        slots = await _free(probe, ctx, ctx.now, end)
+    for end in (*(ctx.now + timedelta(days=d) for d in (2, 14)), horizon):
+        slots = await _free(probe, ctx, ctx.now, min(end, horizon))
         if slots:
             return slots[0]
+        if end >= horizon:
+            break
     return None
 
 
