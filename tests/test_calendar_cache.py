@@ -1,0 +1,129 @@
+"""The per-process shelves of catalog data (engine/chat/calendar_cache.py, CatalogCache): what
+they keep and for how long, and that staleness never books a taken slot. The booking reads
+afresh; what this process writes shows at once; what another writes shows within the TTL, and
+meanwhile a stale slot costs only "This time is no longer available". PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.chat import flow
+from engine.chat import messages as m
+from engine.chat.calendar_cache import Shelf
+from engine.chat.catalog import CatalogCache
+from engine.chat.conversation import ConversationService
+from engine.settings import Settings
+from storage.models import Session
+from storage.repositories import Repo
+from tests.chat import Chat, plain
+from tests.factories import add_user, enroll, make_world
+from tests.test_flow import book_elsewhere
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(0, 5)), max_size=30))
+def test_a_shelf_gives_back_a_value_only_within_its_ttl(steps: list[tuple[int, float]]) -> None:
+    clock = Clock()
+    shelf: Shelf[int, str] = Shelf(2.0, clock)
+    put_at: dict[int, float] = {}
+    for key, wait in steps:
+        clock.now += wait
+        found, value = shelf.get(key)
+        fresh = key in put_at and clock.now < put_at[key] + 2.0
+        assert found == fresh and (value == f"v{key}" if fresh else value is None)
+        if not found:
+            shelf.put(key, f"v{key}")
+            put_at[key] = clock.now
+
+
+def test_a_shelf_keeps_a_cached_none_and_forgets_on_drop_and_when_full() -> None:
+    clock = Clock()
+    shelf: Shelf[int, str | None] = Shelf(5.0, clock, limit=2)
+    shelf.put(1, None)
+    assert shelf.get(1) == (True, None)  # "there is none" is an answer too
+    shelf.drop(1)
+    assert shelf.get(1) == (False, None)
+    shelf.put(1, "a")
+    shelf.put(2, "b")
+    shelf.put(3, "c")  # over the limit: start again rather than grow
+    assert shelf.get(1) == (False, None) and shelf.get(3) == (True, "c")
+
+
+class SharedChat(Chat):
+    """A chat whose events all go through one service, as a bot process's do."""
+
+    _service: ConversationService | None = None
+
+    @property
+    def service(self) -> ConversationService:
+        if self._service is None:
+            self._service = ConversationService(self.factory, Settings(), clock=lambda: self.now)
+        return self._service
+
+
+async def _at_times(chat: Chat, course_id: int) -> None:
+    await chat.start(course_id=course_id)
+    await chat.press("Book with Ada Lovelace")
+    await chat.press("27")
+    assert chat.screen.step == "choose_time"
+
+
+async def test_a_slot_booked_elsewhere_meanwhile_is_refused_at_booking(db: Factory) -> None:
+    world = await make_world(db)
+    async with db() as session, session.begin():
+        other = await add_user(session, "Other Student")
+        await enroll(session, other, world.course)
+    chat = SharedChat(db, world.student.id)
+    await _at_times(chat, world.course.id)
+    # Another process books Ada at 10:00: this process's shelf does not know yet.
+    await book_elsewhere(db, world, other.id, world.teachers[0].id)
+    await chat.press("10:00 AM")  # still offered from memory
+    await chat.press("Book Session")
+    assert chat.screen.step == "choose_time" and chat.screen.notice == m.SLOT_TAKEN
+    labels = [plain(b.label) for b in chat.screen.all_buttons()]
+    assert "10:00 AM" not in labels  # refused once, then shown as it is
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(Session)) == 1
+
+
+async def test_what_this_process_books_shows_at_once_and_other_changes_within_the_ttl(
+    db: Factory,
+) -> None:
+    world = await make_world(db)
+    chat = SharedChat(db, world.student.id)
+    ttl = Clock()
+    chat.service.cache = CatalogCache(ttl=2.0, directory_ttl=30.0, clock=ttl)
+    await _at_times(chat, world.course.id)
+    await chat.press("10:00 AM")
+    await chat.press("Book Session")
+    assert chat.screen.step == "success"
+    # The same process, straight after: the booked hour is gone from Ada's Friday.
+    await chat.send(flow.Start(course_id=world.course.id))
+    await chat.press("Book with Ada Lovelace")
+    await chat.press("27")
+    labels = [plain(b.label) for b in chat.screen.all_buttons()]
+    assert "10:00 AM" not in labels and labels[0] == "11:30 AM"  # the hour and its buffers
+    # Another process gives Ada Saturday 28 off: within the TTL this one still offers it ...
+    async with db() as session, session.begin():
+        await Repo(session).set_day_overrides(world.teachers[0].id, [date(2026, 11, 28)], "UTC")
+    await chat.press("‹ Back")
+    await chat.press("28")
+    assert chat.screen.step == "choose_time"
+    # ... and once the seconds are over it reads the calendars again: the 28th is not offered.
+    ttl.now += 2.5
+    await chat.press("‹ Back")
+    assert chat.screen.step == "choose_date" and not chat.button("28").enabled
