@@ -5,12 +5,15 @@ Methods are narrow and named for the question the engine asks, so the engine nev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    Integer,
+    String,
     Table,
     and_,
     bindparam,
@@ -22,6 +25,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSON as JSON_TYPE
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -119,6 +125,21 @@ MARK_PROCESSED = {
     "sqlite": sqlite_insert(_DONE).on_conflict_do_nothing().returning(_DONE.c.update_id),
 }
 ADD_EVENTS = insert(_EVENTS)
+# PostgreSQL: the new state and the event's analytics rows in one statement (a data-modifying
+# CTE), one round trip fewer on every chat event; the JSON travels as text and is cast back.
+SAVE_WITH_EVENTS = (
+    insert(_EVENTS)
+    .from_select(
+        ["name", "user_id", "platform", "data"],
+        select(
+            func.unnest(bindparam("p_names", type_=ARRAY(String))),
+            bindparam("p_owner", type_=Integer),
+            bindparam("p_platform", type_=String),
+            sql_cast(func.unnest(bindparam("p_datas", type_=ARRAY(String))), JSON_TYPE),
+        ),
+    )
+    .add_cte(SAVE_CONVERSATION.cte("saved"), nest_here=False)
+)
 _SESSIONS = cast(Table, Session.__table__)
 _ACTIVE = _SESSIONS.c.status.in_(ACTIVE_STATUSES)
 _IDS_PARAM: BindParameter[list[int]] = bindparam("p_ids", expanding=True)
@@ -696,6 +717,33 @@ class Repo:
                 "p_state": state,
                 "p_version": version,
                 "p_owner": user_id,
+            },
+        )
+
+    async def save_with_events(
+        self,
+        conversation_id: int,
+        state: dict[str, object],
+        version: int,
+        user_id: int,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        platform: str,
+    ) -> None:
+        """`save_conversation` and `add_events` together: one statement on PostgreSQL."""
+        if self.session.get_bind().dialect.name != "postgresql" or not events:
+            await self.save_conversation(conversation_id, state, version, user_id)
+            await self.add_events(events, user_id=user_id, platform=platform)
+            return
+        await self._core(
+            SAVE_WITH_EVENTS,
+            {
+                "p_id": conversation_id,
+                "p_state": state,
+                "p_version": version,
+                "p_owner": user_id,
+                "p_platform": platform,
+                "p_names": [name for name, _ in events],
+                "p_datas": [json.dumps(data) for _, data in events],
             },
         )
 

@@ -231,10 +231,14 @@ class ConversationService:
             screen = replace(await flow.render(new_state, ctx), nonce=new_state.nonce)
             if pressed and screen.toast is None:
                 screen = replace(screen, toast=screen.notice)  # the press is answered with it
-            await repo.save_conversation(
-                conversation.id, new_state.to_json(), new_state.nonce, user.id
+            await repo.save_with_events(
+                conversation.id,
+                new_state.to_json(),
+                new_state.nonce,
+                user.id,
+                ctx.analytics,
+                platform,
             )
-            await repo.add_events(ctx.analytics, user_id=user.id, platform=platform)
         return _Stepped(screen, proceed=ctx.proceed)
 
     def _wrote(self, screen: Screen) -> _Stepped:
