@@ -229,6 +229,18 @@ class FakeCatalog:
         st = self.sts.get((course_id, teacher_id))
         return st.info if st else None
 
+    async def first_free(
+        self,
+        course_id: int,
+        teacher_id: int,
+        student_id: int | None,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> datetime | None:
+        slots = await self.free_slots(course_id, teacher_id, student_id, start, end, now)
+        return slots[0] if slots else None
+
     async def free_slots(
         self,
         course_id: int,

@@ -5,7 +5,7 @@ meanwhile a stale slot costs only "This time is no longer available". PostgreSQL
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +21,7 @@ from engine.settings import Settings
 from storage.models import Session
 from storage.repositories import Repo
 from tests.chat import Chat, plain
-from tests.factories import add_user, enroll, make_world
+from tests.factories import NOW, add_user, enroll, make_world
 from tests.test_flow import book_elsewhere
 
 Factory = async_sessionmaker[AsyncSession]
@@ -127,3 +127,29 @@ async def test_what_this_process_books_shows_at_once_and_other_changes_within_th
     ttl.now += 2.5
     await chat.press("‹ Back")
     assert chat.screen.step == "choose_date" and not chat.button("28").enabled
+
+
+async def test_an_st_cards_next_free_time_is_the_students_own(db: Factory) -> None:
+    """The ST's first free slot is kept for every student; a student busy then gets the next
+    one that suits them, not the shared one."""
+    world = await make_world(db)
+    async with db() as session, session.begin():
+        busy = await add_user(session, "Busy Student")
+        await enroll(session, busy, world.course)
+    service = ConversationService(db, Settings(), clock=lambda: NOW)
+    first = await service.handle(
+        platform="test", chat_id="a", user_id=world.student.id, event=flow.Start(course_id=1)
+    )
+    assert first is not None
+    ada = next(card for card in first.cards if card.title == "Ada Lovelace")
+    # NOW is 08:00 on Wednesday the 25th; with the notice, Ada's first free time is 10:00.
+    assert any("10:00 AM" in plain(line) for line in ada.lines), ada.lines
+    # The busy student has a session with Bob from 10:00: Ada's 10:00 does not suit them.
+    await book_elsewhere(db, world, busy.id, world.teachers[1].id, NOW + timedelta(hours=2))
+    second = await service.handle(
+        platform="test", chat_id="b", user_id=busy.id, event=flow.Start(course_id=1)
+    )
+    assert second is not None
+    ada = next(card for card in second.cards if card.title == "Ada Lovelace")
+    assert not any("10:00 AM" in plain(line) for line in ada.lines)
+    assert any("11:00 AM" in plain(line) for line in ada.lines), ada.lines

@@ -45,7 +45,13 @@ async def to_confirm(chat: Chat, world: World) -> None:
     assert chat.screen.step == "confirm"
 
 
-async def book_elsewhere(factory: Factory, world: World, student_id: int, teacher_id: int) -> None:
+async def book_elsewhere(
+    factory: Factory,
+    world: World,
+    student_id: int,
+    teacher_id: int,
+    start: datetime = FRIDAY_10,
+) -> None:
     async with factory() as session, session.begin():
         await book_session(
             UnitOfWork.over(session),
@@ -53,8 +59,8 @@ async def book_elsewhere(factory: Factory, world: World, student_id: int, teache
                 course_id=world.course.id,
                 student_id=student_id,
                 teacher_id=teacher_id,
-                start=FRIDAY_10,
-                end=FRIDAY_10 + timedelta(hours=1),
+                start=start,
+                end=start + timedelta(hours=1),
                 reminders=False,
                 note=None,
                 platform="web",

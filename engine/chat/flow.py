@@ -261,6 +261,18 @@ class Catalog(Protocol):
         end: datetime,
         now: datetime,
     ) -> list[datetime]: ...
+    async def first_free(
+        self,
+        course_id: int,
+        teacher_id: int,
+        student_id: int | None,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> datetime | None:
+        """The first of `free_slots`: a catalog may answer it from memory (ST cards)."""
+        ...
+
     async def book(self, request: BookingRequest, now: datetime) -> Outcome: ...
     async def booked_session(self, student_id: int, teacher_id: int, start: datetime) -> int | None:
         """The student's scheduled session with this ST at this start, if one exists."""
@@ -751,9 +763,11 @@ async def _next_free(
     if until_day is not None:
         horizon = min(horizon, day_bounds_utc(until_day, ctx.viewer.timezone)[1])
     for end in (*(ctx.now + timedelta(days=d) for d in (2, 14)), horizon):
-        slots = await _free(probe, ctx, ctx.now, min(end, horizon))
-        if slots:
-            return slots[0]
+        first = await ctx.catalog.first_free(
+            state.course_id, teacher_id, student_of(state, ctx), ctx.now, min(end, horizon), ctx.now
+        )
+        if first is not None:
+            return first
         if end >= horizon:
             break
     return None
