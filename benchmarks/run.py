@@ -1,42 +1,46 @@
-"""`bookbot bench`: the performance targets of the booking engine, measured on PostgreSQL.
+"""`bookbot bench`: the performance targets of issue 10, measured on PostgreSQL; `bookbot bench
+engine` and `bookbot bench chat` run one part.
 
-Prints figures and ratios against baselines measured in the same run (never absolute timings in
-tests): slot computation for 60 days of an ST with 1,000 sessions, booking transactions per second
-at 1/8/32 clients next to a single-row insert transaction, and the 100-way race's wall time.
+The engine part: slot computation for 60 days of an ST with 1,000 sessions, booking
+transactions per second at 1/8/32 clients next to pgbench's tpcb-like transaction (a one-row
+insert transaction without pgbench), and the 100-way race's wall time. The chat part is
+`benchmarks/chat_bench.py`. Figures are compared with baselines measured in the same run where a
+machine's speed would otherwise decide (never absolute timings in tests); each target's line
+says met or missed, and the exit status is non-zero while any is missed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import secrets
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 
-import asyncpg
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from benchmarks.chat_bench import ChatOptions, run_chat_benchmarks
+from benchmarks.common import Target, analyze, bench_database, postgres, print_targets
+from benchmarks.pgbench import tpcb_like
+from benchmarks.seeding import (
+    ALL_DAY,
+    ALL_WEEK,
+    Factory,
+    add_course,
+    add_people,
+    add_st,
+    enroll,
+    seed_race,
+)
 from engine.booking import BookingRequest, book_session
 from engine.chat.slots import Interval, SlotRules, WeeklyRule, day_bounds_utc, free_slots
 from storage.booking_tx import ANALYTICS, BookingRow, book, book_in_session
-from storage.db import make_engine, make_sessionmaker
-from storage.migrate import upgrade
-from storage.models import (
-    Availability,
-    Course,
-    Enrollment,
-    StudentTeacher,
-    User,
-)
-from storage.throwaway_pg import throwaway_server
+from storage.db import make_sessionmaker
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -48,19 +52,6 @@ SECONDS_PER_RUN = 1.0
 WARM_UP_SECONDS = 0.3
 ROUNDS = 3
 STUDENTS_PER_CLIENT = 50
-
-Factory = async_sessionmaker[AsyncSession]
-
-
-@contextmanager
-def postgres(url: str | None) -> Iterator[str]:
-    """The given server, TEST_DATABASE_URL, or a throwaway embedded server."""
-    url = url or os.environ.get("TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    with throwaway_server("bookbot-bench-") as server:
-        yield server.url
 
 
 def median_ms(fn: Callable[[], object], repeat: int = 50) -> float:
@@ -97,43 +88,25 @@ async def seed(factory: Factory, people: int) -> tuple[int, list[int], list[list
     pool keeps those counts realistic (a course has a handful of sessions, not thousands).
     """
     async with factory() as session, session.begin():
-        course = Course(slug="bench", title="Benchmark 101", session_count=10_000)
-        session.add(course)
-        await session.flush()
+        course = await add_course(session, "bench", "Benchmark 101")
         teachers, pools = [], []
         for i in range(people):
-            teacher = User(name=f"ST {i}", email=f"st{i}@bench.test", timezone="UTC")
-            pool = [
-                User(name=f"Student {i}.{k}", email=f"s{i}.{k}@bench.test", timezone="UTC")
-                for k in range(STUDENTS_PER_CLIENT)
-            ]
-            session.add_all([teacher, *pool])
-            await session.flush()
-            session.add(StudentTeacher(user_id=teacher.id, course_id=course.id, buffer_minutes=0))
-            session.add_all(Enrollment(student_id=s.id, course_id=course.id) for s in pool)
-            session.add_all(
-                Availability(
-                    user_id=teacher.id,
-                    day_of_week=d,
-                    start_time=clock(0, 0),
-                    end_time=clock(0, 0),
-                    timezone="UTC",
-                )
-                for d in range(7)
+            (teacher,) = await add_people(session, [(f"ST {i}", f"st{i}@bench.test", "UTC")])
+            pool = await add_people(
+                session,
+                [
+                    (f"Student {i}.{k}", f"s{i}.{k}@bench.test", "UTC")
+                    for k in range(STUDENTS_PER_CLIENT)
+                ],
             )
-            teachers.append(teacher.id)
-            pools.append([s.id for s in pool])
-        return course.id, teachers, pools
+            add_st(session, teacher, course, "UTC", days=ALL_WEEK, hours=ALL_DAY, buffer_minutes=0)
+            enroll(session, pool, course)
+            teachers.append(teacher)
+            pools.append(pool)
+        return course, teachers, pools
 
 
 ATTEMPTS = itertools.count()  # unique per attempt in the whole run: every booking gets its own hour
-
-
-async def analyze(engine: AsyncEngine) -> None:
-    """Fresh tables have no statistics; production has autovacuum's, so plans match them."""
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.exec_driver_sql("ANALYZE")
 
 
 async def throughput(
@@ -172,13 +145,34 @@ def booking_row(course_id: int, student_id: int, teacher_id: int, start: datetim
     )
 
 
-async def bench_booking(engine: AsyncEngine) -> list[tuple[int, float, float, float]]:
-    """Each client books its own ST for its own students: every attempt succeeds."""
+@dataclass(frozen=True)
+class BookingRates:
+    """Transactions per second at one client count: the booking alone, the booking inside a
+    chat transaction (with its savepoint), a one-row insert, and pgbench's tpcb-like (None
+    without pgbench)."""
+
+    clients: int
+    booking: float
+    in_chat: float
+    insert: float
+    tpcb_like: float | None
+
+    @property
+    def reference(self) -> float:
+        return self.insert if self.tpcb_like is None else self.tpcb_like
+
+
+async def bench_booking(
+    engine: AsyncEngine, tpcb_like: Callable[[int], Awaitable[float]] | None
+) -> list[BookingRates]:
+    """Each client books its own ST for its own students: every attempt succeeds. pgbench runs
+    right before the rounds of each client count, so both see the machine in the same state."""
     factory = make_sessionmaker(engine)
     course_id, teachers, pools = await seed(factory, max(CLIENTS))
     await analyze(engine)
     results = []
     for clients in CLIENTS:
+        reference = None if tpcb_like is None else await tpcb_like(clients)
 
         def make_own(base: datetime) -> Callable[[int, int], Awaitable[None]]:
             async def own(client: int, n: int) -> None:
@@ -219,21 +213,13 @@ async def bench_booking(engine: AsyncEngine) -> list[tuple[int, float, float, fl
             tuple([await throughput(clients, work) for work in workloads]) for _ in range(ROUNDS)
         ]
         medians = [statistics.median(column) for column in zip(*rounds, strict=True)]
-        results.append((clients, medians[0], medians[1], medians[2]))
+        results.append(BookingRates(clients, medians[0], medians[1], medians[2], reference))
     return results
 
 
 async def bench_race(factory: Factory) -> tuple[float, Counter[str]]:
-    async with factory() as session, session.begin():
-        course = Course(slug="race", title="Race 101", session_count=10)
-        teacher = User(name="Racing ST", email="race-st@bench.test", timezone="UTC")
-        session.add_all([course, teacher])
-        await session.flush()
-        session.add(StudentTeacher(user_id=teacher.id, course_id=course.id))
-        racers = [User(name=f"Racer {i}", email=f"r{i}@bench.test") for i in range(100)]
-        session.add_all(racers)
-        await session.flush()
-        session.add_all(Enrollment(student_id=r.id, course_id=course.id) for r in racers)
+    """100 students book the same slot of one ST at once through the engine's booking."""
+    course, teacher, racers = await seed_race(factory, "engine", 100)
     slot = NOW + timedelta(days=3)
 
     async def attempt(student_id: int) -> str:
@@ -241,9 +227,9 @@ async def bench_race(factory: Factory) -> tuple[float, Counter[str]]:
             outcome = await book_session(
                 UnitOfWork.over(session),
                 BookingRequest(
-                    course.id,
+                    course,
                     student_id,
-                    teacher.id,
+                    teacher,
                     slot,
                     slot + timedelta(hours=1),
                     True,
@@ -256,62 +242,79 @@ async def bench_race(factory: Factory) -> tuple[float, Counter[str]]:
         return type(outcome).__name__
 
     started = time.perf_counter()
-    outcomes = await asyncio.gather(*(attempt(r.id) for r in racers))
+    outcomes = await asyncio.gather(*(attempt(r) for r in racers))
     return time.perf_counter() - started, Counter(outcomes)
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-async def run_benchmarks(url: str | None) -> bool:
+async def run_engine_benchmarks(server: str) -> list[Target]:
     slots_ms, empty_ms = bench_slots()
     print("Slot computation, 60 days, ST with 1,000 sessions (pure engine/slots.py)")
-    print(
-        f"  {slots_ms:.2f} ms median; empty calendar {empty_ms:.2f} ms "
-        f"(ratio {slots_ms / empty_ms:.2f}x)  target < {TARGET_SLOTS_MS} ms: "
-        f"{verdict(slots_ms < TARGET_SLOTS_MS)}"
-    )
-    ok = slots_ms < TARGET_SLOTS_MS
-    with postgres(url) as server:
-        name = f"bookbot_bench_{secrets.token_hex(4)}"
-        admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(False)
-        admin = await asyncpg.connect(admin_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        engine = make_engine(
-            make_url(server)
-            .set(drivername="postgresql+asyncpg", database=name)
-            .render_as_string(hide_password=False),
-            # One process drives every client: a connection per client, and at most 64 in all
-            # (the race's 100 students queue for them) so the server's 100 are never exceeded.
-            pool_size=max(CLIENTS),
-            max_overflow=max(CLIENTS),
+    print(f"  {slots_ms:.2f} ms median; empty calendar {empty_ms:.2f} ms")
+    targets = [
+        Target(
+            "Free slots for 60 days of an ST with 1,000 sessions",
+            f"{slots_ms:.2f} ms (empty calendar {empty_ms:.2f} ms)",
+            f"< {TARGET_SLOTS_MS:g} ms",
+            slots_ms < TARGET_SLOTS_MS,
         )
-        try:
-            await upgrade(engine)
-            factory = make_sessionmaker(engine)
+    ]
+    # One process drives every client: a connection per client, and at most 64 in all (the
+    # race's 100 students queue for them) so that, with pgbench's 32 beside them, the server's
+    # 100 are never exceeded.
+    pool = {"pool_size": max(CLIENTS), "max_overflow": max(CLIENTS)}
+    async with (
+        tpcb_like(server) as pgbench,
+        bench_database(server, "bookbot_bench", **pool) as (_, engine),
+    ):
+        reference = "one-row insert" if pgbench is None else "pgbench tpcb-like"
+        print(
+            "Booking transactions per second (lock, checks, session + outbox rows + analytics) "
+            f"vs. {reference} transactions, same server, same run"
+        )
+        for rates in await bench_booking(engine, pgbench):
+            ratio = rates.booking / rates.reference
+            tpcb = "" if rates.tpcb_like is None else f"  tpcb-like {rates.tpcb_like:6.0f}/s"
             print(
-                "Booking transactions per second (lock, checks, session + 2 reminder jobs + "
-                "analytics) vs. a single-row insert transaction, same database, same run"
+                f"  {rates.clients:>2} clients: booking {rates.booking:6.0f}/s{tpcb}  "
+                f"one-row insert {rates.insert:6.0f}/s  ratio {ratio:4.0%}   inside a chat "
+                f"transaction (savepoint) {rates.in_chat:6.0f}/s = "
+                f"{rates.in_chat / rates.reference:4.0%}"
             )
-            for clients, own, chat, base in await bench_booking(engine):
-                ratio = own / base
-                ok &= ratio >= TARGET_BOOKING_RATIO
-                print(
-                    f"  {clients:>2} clients: booking {own:6.0f}/s  baseline {base:6.0f}/s  "
-                    f"ratio {ratio:4.0%}  target >= {TARGET_BOOKING_RATIO:.0%}: "
-                    f"{verdict(ratio >= TARGET_BOOKING_RATIO)}   "
-                    f"(inside a chat transaction, savepoint: {chat:6.0f}/s, {chat / base:4.0%})"
+            targets.append(
+                Target(
+                    f"Booking tx/s, {rates.clients} client{'s' if rates.clients > 1 else ''}, "
+                    f"vs. {reference}",
+                    f"{rates.booking:,.0f}/s vs {rates.reference:,.0f}/s = {ratio:.0%} "
+                    f"(in a chat transaction {rates.in_chat / rates.reference:.0%})",
+                    f">= {TARGET_BOOKING_RATIO:.0%}",
+                    ratio >= TARGET_BOOKING_RATIO,
                 )
-            seconds, outcomes = await bench_race(factory)
-            ok &= seconds < TARGET_RACE_S and outcomes["Booked"] == 1
-            print(
-                f"100 students racing for one slot: {seconds * 1000:.0f} ms wall, "
-                f"{dict(outcomes)}  target < {TARGET_RACE_S:.0f} s and one booking: "
-                f"{verdict(seconds < TARGET_RACE_S and outcomes['Booked'] == 1)}"
             )
-        finally:
-            await engine.dispose()
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-    return ok
+        seconds, outcomes = await bench_race(make_sessionmaker(engine))
+        print(f"100 students racing for one slot: {seconds * 1000:.0f} ms wall, {dict(outcomes)}")
+        targets.append(
+            Target(
+                "100-way race for one slot, booking path",
+                f"{seconds * 1000:.0f} ms, {outcomes['Booked']} booked",
+                f"< {TARGET_RACE_S:g} s, exactly one booking",
+                seconds < TARGET_RACE_S and outcomes["Booked"] == 1,
+            )
+        )
+    return targets
+
+
+async def run(url: str | None, part: str | None, options: ChatOptions) -> bool:
+    """Both parts (or `part` alone) on one server; True when every target is met."""
+    with postgres(url) as server:
+        targets = []
+        if part in (None, "engine"):
+            targets += await run_engine_benchmarks(server)
+        if part in (None, "chat"):
+            targets += await run_chat_benchmarks(server, options)
+    print_targets(targets)
+    return all(t.met for t in targets)
+
+
+def main(url: str | None, part: str | None, options: ChatOptions | None = None) -> int:
+    """`bookbot bench [engine|chat]`: exit 0 when every target is met, else 1."""
+    return 0 if asyncio.run(run(url, part, options or ChatOptions())) else 1

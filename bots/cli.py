@@ -37,8 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--course", help="open the wizard for this course slug")
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--database-url")
-    bench = sub.add_parser("bench", help="measure slots, booking throughput and the race (PG)")
+    bench = sub.add_parser("bench", help="measure the performance targets on PostgreSQL")
+    bench.add_argument(
+        "part", nargs="?", choices=("engine", "chat"), help="only this part; default: both"
+    )
     bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
+    bench.add_argument("--seconds", type=float, default=10.0, help="each chat run, measured")
+    bench.add_argument("--chats", type=_counts, default=(1, 10, 50), help="chat counts: 1,10,50")
+    bench.add_argument("--think", type=float, default=2.0, help="mean pause for the latency run")
+    bench.add_argument("--processes", type=_counts, default=(1, 2, 4), help="scaling: 1,2,4")
     telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
     telegram.add_argument("--polling", action="store_true", required=True)
     slack = sub.add_parser("slack", help="run the Slack app in Socket Mode (development)")
@@ -72,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "migrate":
         asyncio.run(run_migrate(args.database_url or get_settings().database_url))
     elif args.command == "bench":
-        from benchmarks.run import run_benchmarks
+        from benchmarks.chat_bench import ChatOptions
+        from benchmarks.run import main as bench_main
 
-        return 0 if asyncio.run(run_benchmarks(args.database_url)) else 1
+        chat = ChatOptions(args.seconds, args.chats, args.think, args.processes)
+        return bench_main(args.database_url, args.part, chat)
     elif args.command == "telegram":
         asyncio.run(run_telegram_polling())
     elif args.command == "slack":
@@ -86,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "link":
         print(asyncio.run(mint_link(args.user_id, args.course, args.st, args.source)))
     return 0
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """The chat or process counts of `bookbot bench`: "1,10,50" gives (1, 10, 50)."""
+    return tuple(int(n) for n in text.split(","))
 
 
 def refuse_insecure(unsafe: list[str]) -> None:
