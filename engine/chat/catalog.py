@@ -411,6 +411,13 @@ class DbCatalog:
 
     async def _book(self, request: BookingRequest, now: datetime) -> Outcome:
         card = await self._card(request.course_id, request.teacher_id)
+        if card is not None and card.st.is_active and await self._within_hours(request, now):
+            # The transaction checks enrolment, sessions left, both calendars and the day
+            # limit under the locks and says which rule refused, in the same order: reading
+            # them first as well would only cost the many who race for a slot.
+            return await book_session(
+                self.uow, request, reminder_offsets=self.reminder_offsets, now=now
+            )
         offered = await self.free_slots(
             request.course_id,
             request.teacher_id,
@@ -458,6 +465,46 @@ class DbCatalog:
         )
         self.repo.add_job(saved_id, Job.nudge(), self.now + self.nudge_after)
         return ScheduledLater(saved_id)
+
+    async def _within_hours(self, request: BookingRequest, now: datetime) -> bool:
+        """The start is one the ST's hours, days off, notice and horizon allow, read afresh
+        (the lock cannot see them): the slot math over an empty calendar."""
+        card = await self._card(request.course_id, request.teacher_id)
+        course = await self._course(request.course_id)
+        if card is None or course is None:
+            return False
+        ids = [request.teacher_id]
+        day = request.start.date()
+        rules = [
+            WeeklyRule(a.day_of_week, a.start_time, a.end_time, a.timezone)
+            for a in await self.repo.availability(ids)
+        ]
+        overrides = [
+            DateOverride(o.date, o.timezone, o.start_time, o.end_time)
+            for o in await self.repo.overrides(
+                ids, day - timedelta(days=2), day + timedelta(days=2)
+            )
+        ]
+        settings = SlotRules(
+            session_minutes=course.session_minutes,
+            buffer_minutes=card.st.buffer_minutes,
+            min_notice_minutes=card.st.min_notice_minutes,
+            max_days_ahead=card.st.max_days_ahead,
+            max_per_day=None,  # the transaction counts the day's sessions under the lock
+            step_minutes=card.st.step_minutes,
+        )
+        offered = free_slots(
+            rules,
+            overrides,
+            settings,
+            [],
+            [],
+            now,
+            request.start,
+            request.start + timedelta(minutes=1),
+            card.user.timezone,
+        )
+        return request.start in offered
 
     async def person(self, user_id: int) -> Viewer | None:
         user = await self.repo.user(user_id)
