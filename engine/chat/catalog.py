@@ -21,6 +21,7 @@ from engine.booking import (
     Outcome,
     RefusalFacts,
     ScheduledLater,
+    SlotTaken,
     book_session,
     refusal,
 )
@@ -105,6 +106,13 @@ class CatalogCache:
         if found and mine is not None:
             mine.busy.append(Interval(request.start, request.end))
         self.firsts.clear()  # the slot may have been someone's first
+
+    def taken(self, course_id: int, teacher_id: int, start: datetime, until: datetime) -> None:
+        """A booking here found the ST's slot taken elsewhere: mark it busy on the shelf."""
+        found, calendars = self.calendars.get(course_id)
+        if found and calendars is not None and teacher_id in calendars.teacher_ids:
+            calendars.busy.setdefault(teacher_id, []).append((start, until))
+        self.firsts.clear()
 
     def changed(self, course_id: int | None = None, student_id: int | None = None) -> None:
         """This process wrote something: forget what it may have changed (everything, when the
@@ -390,34 +398,50 @@ class DbCatalog:
         are checked here (the lock cannot see them). A reschedule's own old session is released
         inside the transaction, so the student's calendar is left to it then.
         """
-        # Everything afresh: what this event read through the shared shelves may be seconds old.
+        # The ST's card and the course may come from the shelves: the transaction checks the ST
+        # is active again, and the hours are read afresh.
+        card = await self._card(request.course_id, request.teacher_id)
+        course = await self._course(request.course_id)
+        fast = (
+            card is not None
+            and course is not None
+            and card.st.is_active
+            and await self._within_hours(request, now, card, course)
+        )
+        # Everything else afresh: what this event read through the shelves may be seconds old.
         shared, self.shared = self.shared, None
         self._cards.clear()
         self._courses.clear()
         self._calendars = None
         outcome: Outcome | None = None
         try:
-            outcome = await self._book(request, now)
+            if fast:
+                # The transaction checks enrolment, sessions left, both calendars and the day
+                # limit under the locks and says which rule refused, in the same order: reading
+                # them first as well would only cost the many who race for a slot.
+                outcome = await book_session(
+                    self.uow, request, reminder_offsets=self.reminder_offsets, now=now
+                )
+            else:
+                outcome = await self._book(request, now)
             return outcome
         finally:
             self.shared = shared
-            card = self._cards.get((request.course_id, request.teacher_id))
-            if shared is not None:
-                if isinstance(outcome, Booked) and request.replaces is None and card is not None:
-                    buffer = timedelta(minutes=card.st.buffer_minutes)
-                    shared.booked(request.course_id, request, request.end + buffer)
-                else:  # refused (the shelf was stale), moved, or failed: read afresh next time
+            if shared is not None and card is not None:
+                blocked_until = request.end + timedelta(minutes=card.st.buffer_minutes)
+                if isinstance(outcome, Booked) and request.replaces is None:
+                    shared.booked(request.course_id, request, blocked_until)
+                elif isinstance(outcome, SlotTaken):
+                    # Someone took it: every later screen of this process hides it at once,
+                    # without reading the course's calendars again (a race has many losers).
+                    shared.taken(
+                        request.course_id, request.teacher_id, request.start, blocked_until
+                    )
+                else:  # refused otherwise, moved, or failed: read afresh next time
                     shared.changed(request.course_id, request.student_id)
 
     async def _book(self, request: BookingRequest, now: datetime) -> Outcome:
         card = await self._card(request.course_id, request.teacher_id)
-        if card is not None and card.st.is_active and await self._within_hours(request, now):
-            # The transaction checks enrolment, sessions left, both calendars and the day
-            # limit under the locks and says which rule refused, in the same order: reading
-            # them first as well would only cost the many who race for a slot.
-            return await book_session(
-                self.uow, request, reminder_offsets=self.reminder_offsets, now=now
-            )
         offered = await self.free_slots(
             request.course_id,
             request.teacher_id,
@@ -466,13 +490,11 @@ class DbCatalog:
         self.repo.add_job(saved_id, Job.nudge(), self.now + self.nudge_after)
         return ScheduledLater(saved_id)
 
-    async def _within_hours(self, request: BookingRequest, now: datetime) -> bool:
+    async def _within_hours(
+        self, request: BookingRequest, now: datetime, card: TeacherCard, course: CourseRecord
+    ) -> bool:
         """The start is one the ST's hours, days off, notice and horizon allow, read afresh
         (the lock cannot see them): the slot math over an empty calendar."""
-        card = await self._card(request.course_id, request.teacher_id)
-        course = await self._course(request.course_id)
-        if card is None or course is None:
-            return False
         ids = [request.teacher_id]
         day = request.start.date()
         rules = [
