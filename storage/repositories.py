@@ -75,6 +75,7 @@ from storage.records import (
 _CONV = cast(Table, Conversation.__table__)
 _USERS = cast(Table, User.__table__)
 _IDS = cast(Table, ChatIdentity.__table__)
+_OTHER_IDS = _IDS.alias("other_ids")
 _DONE = cast(Table, ProcessedUpdate.__table__)
 _EVENTS = cast(Table, AnalyticsEvent.__table__)
 _USER_COLUMNS = [c.name for c in fields(UserRecord)]
@@ -87,6 +88,11 @@ OPEN_CONVERSATION = (
         *(_USERS.c[name].label(f"u_{name}") for name in _USER_COLUMNS),
         _IDS.c.platform.label("linked"),
         _IDS.c.last_used_at,
+        # The newest use of any of the person's chats: this one must not stay behind it.
+        select(func.max(_OTHER_IDS.c.last_used_at))
+        .where(_OTHER_IDS.c.user_id == _USERS.c.id)
+        .scalar_subquery()
+        .label("latest"),
     )
     .select_from(
         _CONV.join(_USERS, _USERS.c.id == bindparam("user_id")).outerjoin(
@@ -679,7 +685,9 @@ class Repo:
             row.id, platform, chat_id, row.owner, row.state or {}, row.version
         )
         if row.linked is not None and (
-            row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
+            row.last_used_at is None
+            or now - row.last_used_at >= TOUCH_EVERY
+            or (row.latest is not None and row.last_used_at < row.latest)
         ):
             touched = {"p_platform": platform, "p_chat_id": chat_id, "p_user_id": user_id}
             await self._core(TOUCH_IDENTITY, {**touched, "p_at": now})

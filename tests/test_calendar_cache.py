@@ -5,24 +5,26 @@ meanwhile a stale slot costs only "This time is no longer available". PostgreSQL
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.booking import Booked, BookingRequest, SlotTaken, book_session
 from engine.chat import flow
 from engine.chat import messages as m
 from engine.chat.calendar_cache import Shelf
-from engine.chat.catalog import CatalogCache
+from engine.chat.catalog import CatalogCache, DbCatalog
 from engine.chat.conversation import ConversationService
 from engine.settings import Settings
-from storage.models import Session
+from storage.models import Session, StudentTeacher
 from storage.repositories import Repo
+from storage.uow import UnitOfWork
 from tests.chat import Chat, plain
-from tests.factories import NOW, add_user, enroll, make_world
-from tests.test_flow import book_elsewhere
+from tests.factories import NOW, World, add_teacher, add_user, enroll, make_world
+from tests.test_flow import FRIDAY_10, book_elsewhere
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -153,3 +155,84 @@ async def test_an_st_cards_next_free_time_is_the_students_own(db: Factory) -> No
     ada = next(card for card in second.cards if card.title == "Ada Lovelace")
     assert not any("10:00 AM" in plain(line) for line in ada.lines)
     assert any("11:00 AM" in plain(line) for line in ada.lines), ada.lines
+
+
+# --- review findings, kept as regressions ----------------------------------------------------
+def _request(
+    world: World, student_id: int, teacher_id: int, start: datetime, course: int
+) -> BookingRequest:
+    return BookingRequest(
+        course_id=course,
+        student_id=student_id,
+        teacher_id=teacher_id,
+        start=start,
+        end=start + timedelta(hours=1),
+        reminders=False,
+        note=None,
+        platform="test",
+    )
+
+
+async def test_the_day_limit_counts_what_the_slots_count_when_booking(db: Factory) -> None:
+    """Ada may teach one session a day and attends one as a student on Friday: the slots show
+    Friday full, and the booking agrees (the chat's booking reads her calendar afresh)."""
+    world = await make_world(db)
+    ada = world.teachers[0]
+    async with db() as session, session.begin():
+        await session.execute(
+            update(StudentTeacher).where(StudentTeacher.user_id == ada.id).values(max_per_day=1)
+        )
+        chen = await add_teacher(session, world.other_course, "Chen Other")
+        await enroll(session, ada, world.other_course)
+    async with db() as session, session.begin():
+        attended = _request(
+            world, ada.id, chen.id, FRIDAY_10 + timedelta(hours=4), world.other_course.id
+        )
+        assert isinstance(
+            await book_session(UnitOfWork.over(session), attended, reminder_offsets=[], now=NOW),
+            Booked,
+        )
+    async with db() as session, session.begin():
+        catalog = DbCatalog(UnitOfWork.over(session), [], NOW, shared=CatalogCache())
+        request = _request(world, world.student.id, ada.id, FRIDAY_10, world.course.id)
+        assert isinstance(await catalog.book(request, NOW), SlotTaken)
+
+
+async def test_a_raised_notice_is_read_afresh_when_booking(db: Factory) -> None:
+    """Staff raise Ada's minimum notice to five days while Sam is on the confirm step: the
+    booking is refused though the ST card on the shelf still has the old notice."""
+    world = await make_world(db)
+    chat = SharedChat(db, world.student.id)
+    await _at_times(chat, world.course.id)
+    await chat.press("10:00 AM")
+    async with db() as session, session.begin():
+        await session.execute(
+            update(StudentTeacher)
+            .where(StudentTeacher.user_id == world.teachers[0].id)
+            .values(min_notice_minutes=5 * 24 * 60)
+        )
+    await chat.press("Book Session")
+    assert chat.screen.step == "choose_time"
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(Session)) == 0
+
+
+async def test_a_kept_first_free_slot_serves_only_the_window_it_lies_in(db: Factory) -> None:
+    world = await make_world(db, teachers=0)
+    async with db() as session, session.begin():
+        ada = await add_teacher(
+            session, world.course, "Ada Lovelace", hours=(time(7, 50), time(9, 50)), days=(4,)
+        )
+    async with db() as session, session.begin():
+        shared = CatalogCache()
+        longer = DbCatalog(UnitOfWork.over(session), [], NOW, shared=shared)
+        first = await longer.first_free(
+            world.course.id, ada.id, world.student.id, NOW, NOW + timedelta(hours=48), NOW
+        )
+        shorter = DbCatalog(UnitOfWork.over(session), [], NOW, shared=shared)
+        end = NOW + timedelta(hours=47, minutes=36)
+        assert first is not None and first >= end  # Friday 07:50 lies past the shorter window
+        assert (
+            await shorter.first_free(world.course.id, ada.id, world.student.id, NOW, end, NOW)
+            is None
+        )

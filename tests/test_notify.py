@@ -172,6 +172,29 @@ async def test_every_chat_event_records_that_its_account_was_used(db: Factory) -
     assert used == {"telegram": NOW, "slack": NOW + timedelta(minutes=5)}
 
 
+async def test_last_used_is_written_at_most_once_a_minute_yet_never_falls_behind(
+    db: Factory,
+) -> None:
+    """Telegram at 0 s, Slack at 30 s, Telegram again at 50 s: the third use is recorded though
+    Telegram's was under a minute old, since Slack's is newer; a fourth within the minute is not
+    written again (nothing would change where notices go)."""
+    world = await _linked_twice(db)
+    times = iter([NOW + timedelta(seconds=t) for t in (0, 30, 50, 55)])
+    service = ConversationService(db, Settings(), clock=lambda: next(times))
+    for platform, chat in (
+        ("telegram", "11"),
+        ("slack", "D1"),
+        ("telegram", "11"),
+        ("telegram", "11"),
+    ):
+        await _say(service, world, platform, chat, flow.Cancel())
+    async with db() as session:
+        used = {
+            i.platform: i.last_used_at for i in await Repo(session).identities_of(world.student.id)
+        }
+    assert used == {"telegram": NOW + timedelta(seconds=50), "slack": NOW + timedelta(seconds=30)}
+
+
 async def test_notify_offers_each_linked_platform_and_keeps_the_choice(db: Factory) -> None:
     world = await _linked_twice(db)
     service = ConversationService(db, Settings(), clock=lambda: NOW)

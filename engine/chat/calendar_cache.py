@@ -50,9 +50,12 @@ class Shelf(Generic[K, T]):
         return True, entry.value
 
     def put(self, key: K, value: T) -> None:
-        if len(self._entries) >= self.limit:
-            self._entries.clear()  # bounded memory; a full refill costs one read per key
-        self._entries[key] = _Entry(value, self.clock() + self.ttl)
+        now = self.clock()
+        if len(self._entries) >= self.limit:  # bounded memory: expired entries go first
+            self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
+            if len(self._entries) >= self.limit:
+                self._entries.clear()  # a full refill costs one read per key
+        self._entries[key] = _Entry(value, now + self.ttl)
 
     def drop(self, key: K) -> None:
         self._entries.pop(key, None)

@@ -22,6 +22,7 @@ from engine.booking import (
     RefusalFacts,
     ScheduledLater,
     SlotTaken,
+    STUnavailable,
     book_session,
     refusal,
 )
@@ -88,7 +89,9 @@ class CatalogCache:
         self.calendars: Shelf[int, _Calendars] = Shelf(ttl, clock)  # the STs', by course
         # An ST's first free slot, whoever the student, by (course, ST, days looked ahead):
         # a screen of 50 ST cards then costs 50 lookups, not 50 runs of the slot math.
-        self.firsts: Shelf[tuple[int, int, int], datetime | None] = Shelf(ttl, clock)
+        self.firsts: Shelf[tuple[int, int, int], tuple[datetime, datetime | None]] = Shelf(
+            ttl, clock
+        )  # value: (the window's end it was found for, the first slot or None)
         self.students: Shelf[int, _StudentBusy] = Shelf(ttl, clock)
 
     def booked(self, course_id: int, request: BookingRequest, blocked_until: datetime) -> None:
@@ -371,12 +374,27 @@ class DbCatalog:
         if self.shared is None:
             slots = await self.free_slots(course_id, teacher_id, student_id, start, end, now)
             return slots[0] if slots else None
+        card = await self._card(course_id, teacher_id)
+        notice = timedelta(minutes=card.st.min_notice_minutes) if card else timedelta(0)
         key = (course_id, teacher_id, round((end - start).total_seconds() / 3600))
-        found, first = self.shared.firsts.get(key)
-        if not found or (first is not None and first < now):
+        found, kept = self.shared.firsts.get(key)
+        first: datetime | None = None
+        # Usable only for the window asked: a slot before its end and still far enough ahead,
+        # or "none" found for a window at least as long.
+        usable = (
+            found
+            and kept is not None
+            and (
+                (kept[1] is not None and now + notice <= kept[1] < end)
+                or (kept[1] is None and end <= kept[0])
+            )
+        )
+        if usable and kept is not None:
+            first = kept[1]
+        else:
             slots = await self.free_slots(course_id, teacher_id, None, start, end, now)
             first = slots[0] if slots else None
-            self.shared.firsts.put(key, first)
+            self.shared.firsts.put(key, (end, first))
         if first is None or student_id is None:
             return first
         course = await self._course(course_id)
@@ -398,27 +416,28 @@ class DbCatalog:
         are checked here (the lock cannot see them). A reschedule's own old session is released
         inside the transaction, so the student's calendar is left to it then.
         """
-        # The ST's card and the course may come from the shelves: the transaction checks the ST
-        # is active again, and the hours are read afresh.
-        card = await self._card(request.course_id, request.teacher_id)
-        course = await self._course(request.course_id)
-        fast = (
-            card is not None
-            and course is not None
-            and card.st.is_active
-            and await self._within_hours(request, now, card, course)
-        )
-        # Everything else afresh: what this event read through the shelves may be seconds old.
+        # Everything afresh: what this event read through the shelves may be seconds old.
         shared, self.shared = self.shared, None
         self._cards.clear()
         self._courses.clear()
         self._calendars = None
         outcome: Outcome | None = None
+        card: TeacherCard | None = None
         try:
-            if fast:
-                # The transaction checks enrolment, sessions left, both calendars and the day
-                # limit under the locks and says which rule refused, in the same order: reading
-                # them first as well would only cost the many who race for a slot.
+            card = await self._card(request.course_id, request.teacher_id)
+            offered = await self.free_slots(
+                request.course_id,
+                request.teacher_id,
+                None,
+                request.start,
+                request.start + timedelta(minutes=1),
+                now,
+            )
+            if card is not None and card.st.is_active and request.start in offered:
+                # The ST's hours, notice, horizon, day limit and calendar were just read afresh;
+                # the transaction checks enrolment, sessions left and both calendars again under
+                # the locks and says which rule refused, in the same order: reading the
+                # student's side first as well would only cost the many who race for a slot.
                 outcome = await book_session(
                     self.uow, request, reminder_offsets=self.reminder_offsets, now=now
                 )
@@ -431,6 +450,8 @@ class DbCatalog:
                 blocked_until = request.end + timedelta(minutes=card.st.buffer_minutes)
                 if isinstance(outcome, Booked) and request.replaces is None:
                     shared.booked(request.course_id, request, blocked_until)
+                elif isinstance(outcome, STUnavailable):
+                    shared.changed()  # the ST's card on the shelf is out of date: forget all
                 elif isinstance(outcome, SlotTaken):
                     # Someone took it: every later screen of this process hides it at once,
                     # without reading the course's calendars again (a race has many losers).
@@ -489,44 +510,6 @@ class DbCatalog:
         )
         self.repo.add_job(saved_id, Job.nudge(), self.now + self.nudge_after)
         return ScheduledLater(saved_id)
-
-    async def _within_hours(
-        self, request: BookingRequest, now: datetime, card: TeacherCard, course: CourseRecord
-    ) -> bool:
-        """The start is one the ST's hours, days off, notice and horizon allow, read afresh
-        (the lock cannot see them): the slot math over an empty calendar."""
-        ids = [request.teacher_id]
-        day = request.start.date()
-        rules = [
-            WeeklyRule(a.day_of_week, a.start_time, a.end_time, a.timezone)
-            for a in await self.repo.availability(ids)
-        ]
-        overrides = [
-            DateOverride(o.date, o.timezone, o.start_time, o.end_time)
-            for o in await self.repo.overrides(
-                ids, day - timedelta(days=2), day + timedelta(days=2)
-            )
-        ]
-        settings = SlotRules(
-            session_minutes=course.session_minutes,
-            buffer_minutes=card.st.buffer_minutes,
-            min_notice_minutes=card.st.min_notice_minutes,
-            max_days_ahead=card.st.max_days_ahead,
-            max_per_day=None,  # the transaction counts the day's sessions under the lock
-            step_minutes=card.st.step_minutes,
-        )
-        offered = free_slots(
-            rules,
-            overrides,
-            settings,
-            [],
-            [],
-            now,
-            request.start,
-            request.start + timedelta(minutes=1),
-            card.user.timezone,
-        )
-        return request.start in offered
 
     async def person(self, user_id: int) -> Viewer | None:
         user = await self.repo.user(user_id)
