@@ -425,15 +425,7 @@ class DbCatalog:
         card: TeacherCard | None = None
         try:
             card = await self._card(request.course_id, request.teacher_id)
-            offered = await self.free_slots(
-                request.course_id,
-                request.teacher_id,
-                None,
-                request.start,
-                request.start + timedelta(minutes=1),
-                now,
-            )
-            if card is not None and card.st.is_active and request.start in offered:
+            if card is not None and card.st.is_active and await self._offered(request, now):
                 # The ST's hours, notice, horizon, day limit and calendar were just read afresh;
                 # the transaction checks enrolment, sessions left and both calendars again under
                 # the locks and says which rule refused, in the same order: reading the
@@ -461,8 +453,9 @@ class DbCatalog:
                 else:  # refused otherwise, moved, or failed: read afresh next time
                     shared.changed(request.course_id, request.student_id)
 
-    async def _book(self, request: BookingRequest, now: datetime) -> Outcome:
-        card = await self._card(request.course_id, request.teacher_id)
+    async def _offered(self, request: BookingRequest, now: datetime) -> bool:
+        """The start is one the ST's hours, days off, notice, horizon, day limit and calendar
+        allow (the student's calendar aside)."""
         offered = await self.free_slots(
             request.course_id,
             request.teacher_id,
@@ -471,6 +464,10 @@ class DbCatalog:
             request.start + timedelta(minutes=1),
             now,
         )
+        return request.start in offered
+
+    async def _book(self, request: BookingRequest, now: datetime) -> Outcome:
+        card = await self._card(request.course_id, request.teacher_id)
         student_free = True
         if request.replaces is None:
             busy = await self.repo.student_busy(request.student_id, request.start, request.end)
@@ -484,7 +481,7 @@ class DbCatalog:
                     request.student_id, request.course_id, include_unscheduled=False
                 )
                 > 0,
-                slot_free=request.start in offered,
+                slot_free=await self._offered(request, now),
                 student_free=student_free,
             )
         )
