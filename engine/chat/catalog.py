@@ -468,8 +468,9 @@ class DbCatalog:
 
     async def _book(self, request: BookingRequest, now: datetime) -> Outcome:
         card = await self._card(request.course_id, request.teacher_id)
+        slot_free = await self._offered(request, now)
         student_free = True
-        if request.replaces is None:
+        if request.replaces is None and slot_free:  # it decides only when the slot is free
             busy = await self.repo.student_busy(request.student_id, request.start, request.end)
             student_free = not busy
         refused = refusal(
@@ -481,7 +482,7 @@ class DbCatalog:
                     request.student_id, request.course_id, include_unscheduled=False
                 )
                 > 0,
-                slot_free=await self._offered(request, now),
+                slot_free=slot_free,
                 student_free=student_free,
             )
         )
