@@ -50,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     telegram.add_argument("--polling", action="store_true", required=True)
     slack = sub.add_parser("slack", help="run the Slack app in Socket Mode (development)")
     slack.add_argument("--socket", action="store_true", required=True)
-    sub.add_parser("serve", help="run the enabled platforms' web app (aiohttp) and the worker")
+    serve_cmd = sub.add_parser(
+        "serve", help="run the enabled platforms' web app (aiohttp) and the worker"
+    )
+    serve_cmd.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="without the outbox worker (run `bookbot worker` or another serve for it)",
+    )
     sub.add_parser("worker", help="send due reminders, room links, e-mails and notices")
     link = sub.add_parser("link", help="mint a signed Telegram deep link for local use")
     link.add_argument("--user-id", type=int, required=True, help="platform user (the student)")
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "slack":
         return run_slack_socket_command()
     elif args.command == "serve":
-        asyncio.run(run_serve())
+        asyncio.run(run_serve(worker=not args.no_worker))
     elif args.command == "worker":
         asyncio.run(run_worker_command())
     elif args.command == "link":
@@ -162,7 +169,7 @@ def run_slack_socket_command() -> int:
     return 0
 
 
-async def run_serve() -> None:
+async def run_serve(*, worker: bool = True) -> None:
     """`bookbot serve`: every enabled platform's routes and /healthz in one aiohttp app, and the
     worker; refuses public development secrets before touching the database."""
     from bots.server import get_server_settings, serve, startup_problems
@@ -174,10 +181,14 @@ async def run_serve() -> None:
         factory = make_sessionmaker(engine)
         platforms = enabled_platforms(settings, factory)
         refuse_insecure(await startup_problems(settings, platforms))
-        await upgrade(engine)
+        server = get_server_settings()
+        if not worker:
+            server = server.model_copy(update={"worker": False})
+        if server.migrate:  # off where a migration service runs first (docker-compose.yml)
+            await upgrade(engine)
         stop = asyncio.Event()
         task = asyncio.create_task(
-            serve(settings, factory, platforms, email(settings), get_server_settings(), stop)
+            serve(settings, factory, platforms, email(settings), server, stop)
         )
         await _until_stopped_or_done(task, stop)
     finally:

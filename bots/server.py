@@ -37,6 +37,17 @@ class ServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="`bookbot serve` listen address.")
     port: int = Field(default=8080, description="`bookbot serve` listen port.")
+    migrate: bool = Field(
+        default=True,
+        description=(
+            "Bring the schema up to date at start. Off where a migration service does it first "
+            "(docker-compose.yml): several processes migrating at once would race."
+        ),
+    )
+    worker: bool = Field(
+        default=True,
+        description="Run the outbox worker in this process (`bookbot serve --no-worker`: off).",
+    )
 
 
 @lru_cache(maxsize=1)
@@ -99,14 +110,16 @@ async def serve(
             started.append(platform)
         await runner.setup()
         await web.TCPSite(runner, server.host, server.port).start()
-        worker = asyncio.create_task(
-            build_worker(settings, factory, platforms, clock, email=email).run_forever(stop)
-        )
+        if server.worker:
+            worker = asyncio.create_task(
+                build_worker(settings, factory, platforms, clock, email=email).run_forever(stop)
+            )
         log.info(
-            "serving on %s:%s with %s",
+            "serving on %s:%s with %s%s",
             server.host,
             server.port,
             ", ".join(p.name for p in platforms) or "no chat platform",
+            "" if server.worker else ", without the outbox worker",
         )
         await stop.wait()
     finally:

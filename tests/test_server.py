@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform, PlatformProvider
@@ -21,9 +22,11 @@ from bots.telegram.platform import telegram_platform
 from bots.telegram.settings import get_telegram_settings
 from engine.followup.senders import OutMessage, RateLimits
 from engine.settings import Settings
+from storage.models import ReminderJob
 from tests.channels import eml
 from tests.factories import NOW, make_world
 from tests.fake_telegram import FakeTelegram
+from tests.test_flow import book_elsewhere
 from tests.test_telegram import (
     SAM_TG,
     WEBHOOK_SECRET,
@@ -225,3 +228,35 @@ async def test_serve_takes_telegram_webhooks_through_the_platform(
             stop.set()
             await asyncio.wait_for(running, 10)
         assert not app.running
+
+
+@pytest.mark.parametrize("worker", [True, False])
+async def test_serve_runs_the_outbox_worker_unless_told_not_to(
+    pg: Factory, tmp_path: Path, unused_tcp_port: int, worker: bool
+) -> None:
+    """`bookbot serve --no-worker` (SERVE_WORKER=false): the web app only; the confirmation
+    e-mails of a booking stay queued for a worker elsewhere."""
+    world = await make_world(pg)
+    await book_elsewhere(pg, world, world.student.id, world.teachers[0].id)
+    settings = Settings()
+    stop = asyncio.Event()
+    server = ServerSettings(host="127.0.0.1", port=unused_tcp_port, worker=worker)
+    running = asyncio.create_task(serve(settings, pg, [], eml(tmp_path, settings), server, stop))
+    await until(lambda: healthy(unused_tcp_port))
+
+    async def sent() -> int:
+        async with pg() as session:
+            done = select(func.count()).where(ReminderJob.status != "pending")
+            return int(await session.scalar(done) or 0)
+
+    if worker:
+
+        async def some_sent() -> bool:
+            return await sent() > 0
+
+        await until(some_sent)
+    else:
+        await asyncio.sleep(1.5)  # the worker would have claimed the due e-mails by now
+        assert await sent() == 0
+    stop.set()
+    await asyncio.wait_for(running, 10)
