@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 
@@ -24,6 +25,7 @@ from bots.worker import build_worker
 from engine.followup.notify import EmailSender
 from engine.followup.reminders import utc_now
 from engine.settings import Settings, insecure_defaults
+from storage.db import ping
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +57,35 @@ def get_server_settings() -> ServerSettings:
     return ServerSettings()
 
 
-async def _health(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
+Readiness = Callable[[], Awaitable[dict[str, str]]]
 
 
-def web_app(routes: Sequence[web.RouteDef]) -> web.Application:
-    """An aiohttp app with `routes` and the health check."""
+async def _always_ready() -> dict[str, str]:
+    return {}
+
+
+def web_app(routes: Sequence[web.RouteDef], ready: Readiness = _always_ready) -> web.Application:
+    """An aiohttp app with `routes` and the health check: 200 "ok" while the process lives and
+    every readiness check passes; 503 naming the failing check otherwise (a load balancer then
+    sends no updates here, and Telegram and Slack retry them elsewhere or later)."""
+
+    async def health(_: web.Request) -> web.Response:
+        problems = {name: state for name, state in (await ready()).items() if state != "ok"}
+        if problems:
+            text = "not ready: " + ", ".join(f"{k} {v}" for k, v in sorted(problems.items()))
+            return web.Response(status=503, text=text)
+        return web.Response(text="ok")
+
     app = web.Application()
-    app.add_routes([web.get(HEALTH_PATH, _health), *routes])
+    app.add_routes([web.get(HEALTH_PATH, health), *routes])
     return app
 
 
-def build_web_app(platforms: Sequence[Platform]) -> web.Application:
+def build_web_app(
+    platforms: Sequence[Platform], ready: Readiness = _always_ready
+) -> web.Application:
     """Only the enabled platforms' routes are mounted; a clash of paths fails at start-up."""
-    return web_app([route for platform in platforms for route in platform.routes])
+    return web_app([route for platform in platforms for route in platform.routes], ready)
 
 
 async def startup_problems(settings: Settings, platforms: Sequence[Platform]) -> list[str]:
@@ -102,7 +119,18 @@ async def serve(
     Everything started is stopped again in reverse order, also when a later start fails.
     """
     started: list[Platform] = []
-    runner = web.AppRunner(build_web_app(platforms))
+    outbox = (
+        build_worker(settings, factory, platforms, clock, email=email) if server.worker else None
+    )
+
+    async def ready() -> dict[str, str]:
+        """The database answers, and the worker (when this process runs one) keeps turning."""
+        state = {"database": "ok" if await ping(factory) else "unreachable"}
+        if outbox is not None:
+            state["worker"] = "ok" if outbox.alive(time.monotonic()) else "stalled"
+        return state
+
+    runner = web.AppRunner(build_web_app(platforms, ready))
     worker: asyncio.Task[None] | None = None
     try:
         for platform in platforms:
@@ -110,10 +138,8 @@ async def serve(
             started.append(platform)
         await runner.setup()
         await web.TCPSite(runner, server.host, server.port).start()
-        if server.worker:
-            worker = asyncio.create_task(
-                build_worker(settings, factory, platforms, clock, email=email).run_forever(stop)
-            )
+        if outbox is not None:
+            worker = asyncio.create_task(outbox.run_forever(stop))
         log.info(
             "serving on %s:%s with %s%s",
             server.host,

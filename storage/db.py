@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -123,3 +124,13 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
             link.__context__,
             orig if isinstance(orig, BaseException) else None,
         ]
+
+
+async def ping(factory: async_sessionmaker[AsyncSession], seconds: float = 2.0) -> bool:
+    """Whether the database answers a trivial query within `seconds` (readiness checks)."""
+    try:
+        async with asyncio.timeout(seconds), factory() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:  # unreachable, refused, timed out: all mean "not ready"
+        return False
+    return True

@@ -20,9 +20,12 @@ from bots.server import ServerSettings, build_web_app, serve
 from bots.telegram.app import WEBHOOK_PATH, build_application
 from bots.telegram.platform import telegram_platform
 from bots.telegram.settings import get_telegram_settings
+from engine.followup.reminders import Worker, WorkerSettings
 from engine.followup.senders import OutMessage, RateLimits
 from engine.settings import Settings
+from storage.db import make_engine, make_sessionmaker
 from storage.models import ReminderJob
+from storage.uow import Units
 from tests.channels import eml
 from tests.factories import NOW, make_world
 from tests.fake_telegram import FakeTelegram
@@ -260,3 +263,50 @@ async def test_serve_runs_the_outbox_worker_unless_told_not_to(
         assert await sent() == 0
     stop.set()
     await asyncio.wait_for(running, 10)
+
+
+async def _health(port: int) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(f"http://127.0.0.1:{port}/healthz") as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_healthz_is_not_ready_while_the_database_cannot_be_reached(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """Liveness and readiness: the process answers, but 503 names the database it cannot reach
+    (the worker keeps turning meanwhile, so only the database is named)."""
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere")
+    settings = Settings()
+    stop = asyncio.Event()
+    server = ServerSettings(host="127.0.0.1", port=unused_tcp_port)
+    running = asyncio.create_task(
+        serve(settings, make_sessionmaker(engine), [], eml(tmp_path, settings), server, stop)
+    )
+    try:
+
+        async def answering() -> bool:
+            try:
+                return (await _health(unused_tcp_port))[0] == 503
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await until(answering)
+        assert await _health(unused_tcp_port) == (503, "not ready: database unreachable")
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await engine.dispose()
+
+
+def test_the_worker_counts_as_alive_for_two_polling_periods_after_a_pass_began() -> None:
+    worker = Worker(
+        Units.of(make_sessionmaker(make_engine("sqlite:///unused.db"))),
+        None,
+        WorkerSettings(idle_sleep=2.0),
+    )  # type: ignore[arg-type]
+    assert not worker.alive(100.0)  # no pass yet
+    worker.heartbeat = 100.0
+    assert worker.alive(104.0) and not worker.alive(104.1)

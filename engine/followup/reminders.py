@@ -234,6 +234,14 @@ class Worker:
         self.chat_key = chat_key
         self.housekeeping = housekeeping
         self._stop: asyncio.Event | None = None
+        # When the loop last began a pass (time.monotonic); None before the first.
+        self.heartbeat: float | None = None
+
+    def alive(self, now: float) -> bool:
+        """The loop began a pass within two polling periods (plus a pass's own lease slack)."""
+        return self.heartbeat is not None and now - self.heartbeat <= 2 * max(
+            self.settings.idle_sleep, 1.0
+        )
 
     async def run_once(self) -> int:
         """One pass: claim a batch, handle it, record each outcome. Returns the jobs finished."""
@@ -268,6 +276,7 @@ class Worker:
         self._stop = stop
         try:
             while not stop.is_set():
+                self.heartbeat = time.monotonic()  # readiness: the loop is turning
                 try:
                     if self.housekeeping is not None:
                         await self.housekeeping.prune_if_due(self.clock())
