@@ -650,15 +650,8 @@ class Repo:
 
     async def touch_identity(self, platform: str, chat_id: str, user_id: int, at: datetime) -> None:
         """Note that this chat account was just used (one UPDATE; none when it is not linked)."""
-        await self.session.execute(
-            update(ChatIdentity)
-            .where(
-                ChatIdentity.platform == platform,
-                ChatIdentity.chat_id == chat_id,
-                ChatIdentity.user_id == user_id,
-            )
-            .values(last_used_at=at)
-        )
+        params = {"p_platform": platform, "p_chat_id": chat_id, "p_user_id": user_id, "p_at": at}
+        await self._core(TOUCH_IDENTITY, params)
 
     async def set_notify_platform(self, user_id: int, platform: str | None) -> None:
         """Where the person's notices go (None: back to the platform used last)."""
@@ -689,8 +682,7 @@ class Repo:
             or now - row.last_used_at >= TOUCH_EVERY
             or (row.latest is not None and row.last_used_at < row.latest)
         ):
-            touched = {"p_platform": platform, "p_chat_id": chat_id, "p_user_id": user_id}
-            await self._core(TOUCH_IDENTITY, {**touched, "p_at": now})
+            await self.touch_identity(platform, chat_id, user_id, now)
         return conversation, user
 
     async def conversation_for_update(self, platform: str, chat_id: str) -> ConversationRecord:
@@ -804,11 +796,6 @@ class Repo:
         return done is not None
 
     # --- analytics -------------------------------------------------------------------------
-    def add_event(
-        self, name: str, data: dict[str, Any], *, user_id: int | None, platform: str | None
-    ) -> None:
-        self.session.add(AnalyticsEvent(name=name, data=data, user_id=user_id, platform=platform))
-
     async def events(self, name: str | None = None) -> list[AnalyticsEvent]:
         query = select(AnalyticsEvent).order_by(AnalyticsEvent.id)
         if name is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck
@@ -85,9 +86,12 @@ class Modals:
         except SlackApiError as error:  # a redelivered command: its trigger was used already
             log.info("views.open refused: %s", error.response.get("error"))
             return
-        view = opened["view"]
+        await self._or_outage(opened["view"], self._book_in(opened["view"], body))
+
+    async def _or_outage(self, view: JSONDict, work: Awaitable[None]) -> None:
+        """`work` behind a modal opened first: a database outage says so in that modal."""
         try:
-            await self._book_in(view, body)
+            await work
         except Exception as error:
             if not database_unavailable(error):
                 raise
@@ -235,12 +239,7 @@ class Modals:
         something changed."""
         trigger = body["trigger_id"]
         opened = await self.client.views_open(trigger_id=trigger, view=blocks.text_modal(m.OPENING))
-        try:
-            await self._from_home_in(opened["view"], body, data)
-        except Exception as error:
-            if not database_unavailable(error):
-                raise
-            await self._update(opened["view"], blocks.text_modal(m.BOOKING_FAILED), checked=False)
+        await self._or_outage(opened["view"], self._from_home_in(opened["view"], body, data))
 
     async def _from_home_in(self, view: JSONDict, body: JSONDict, data: str) -> None:
         person = await self.front.person(body["user"]["id"])
