@@ -29,6 +29,10 @@ QUIET: dict[str, int] = {
     "httpcore": logging.WARNING,  # DEBUG: connection chatter
     "telegram.Bot": logging.INFO,  # DEBUG: every call's parameters (texts, notes, secrets)
     "telegram.ext.ExtBot": logging.INFO,
+    # DEBUG: every Web API request and response body (messages, users.info with names and
+    # e-mail addresses) and every answer bolt sends (modals with the student's name).
+    "slack_sdk": logging.INFO,
+    "slack_bolt": logging.INFO,
 }
 
 

@@ -178,3 +178,38 @@ async def test_a_failing_booking_and_a_failing_email_log_no_note_name_or_address
     for personal in (NOTE, "QX7731", ADDRESS, NAME):
         assert personal not in written
         assert not [e for e in errors if personal in e]
+
+
+async def test_the_slack_app_at_debug_logs_no_name_address_note_or_token(
+    pg: Factory, restore_logging: None
+) -> None:
+    """A coordinator books for a student with a note through the real bolt app and slack_sdk
+    client at DEBUG: their bodies (users.info, the modals) never reach the log."""
+    from bots.slack import blocks as sb
+    from engine.chat import messages as m
+    from tests.test_slack_app import running_app
+    from tests.test_slack_booking import CORA, Staff, _coordinator, _for_sam, _to_confirm
+
+    logs = io.StringIO()
+    async with running_app(pg) as slack:
+        settings = settings_for(FakeTelegram(token=TOKEN))
+        configure_logging(settings, level=logging.DEBUG, stream=logs, secrets=[slack.fake.token])
+        world = await make_world(pg)
+        await _coordinator(pg, slack.fake, CORA, "Cora Coordinator")
+        staff = Staff(slack, CORA)
+        await _for_sam(staff, world)
+        await _to_confirm(staff)
+        await staff.click(m.ADD_NOTE)
+        await staff.submit({sb.NOTE_ACTION: NOTE})
+        await staff.click(m.BOOK_SESSION)
+        assert m.SUCCESS_TITLE in staff.text()
+    written = logs.getvalue()
+
+    for private in (
+        NOTE,
+        "Sam Student",
+        "sam.student@example.edu",
+        "Cora Coordinator",
+        slack.fake.token,
+    ):
+        assert private not in written, private
