@@ -7,10 +7,12 @@ restart or a second bot process continues the same conversation.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from engine import observe
 from engine.chat import (
     account_dialogue,
     campus,
@@ -87,19 +89,32 @@ class ConversationService:
         `profile_timezone`: the zone the chat platform's profile gives (Slack's `user.tz`); it
         wins over the user's row, as the client shows every other time in it. Raises
         DatabaseUnavailable when the database is down or cut the connection mid-event.
+        Every call is reported (engine/observe.py): one log line and the metrics.
         """
+        trace = _Trace(time.perf_counter())
         try:
-            return await self._handle(
-                platform, chat_id, user_id, event, update_id, on_loading, profile_timezone
+            screen = await self._handle(
+                platform,
+                chat_id,
+                user_id,
+                event,
+                update_id,
+                on_loading,
+                profile_timezone,
+                trace=trace,
             )
-        except DatabaseUnavailable:
+        except DatabaseUnavailable as error:
+            busy = isinstance(error, DatabaseBusy)
+            trace.outcome = "database_busy" if busy else "database_unavailable"
             raise
         except Exception as error:
             if is_busy(error):
+                trace.outcome = "database_busy"
                 log.warning("%s event for user %s not applied: database busy", platform, user_id)
                 raise DatabaseBusy() from error
             if not is_unavailable(error):
                 raise
+            trace.outcome = "database_unavailable"
             # One line, no trace: an outage would otherwise log a page per event.
             log.warning(
                 "%s event for user %s not applied: database unavailable (%s)",
@@ -108,6 +123,11 @@ class ConversationService:
                 type(error).__name__,
             )
             raise DatabaseUnavailable() from error
+        else:
+            trace.outcome = "ok" if screen is not None else "duplicate"
+            return screen
+        finally:
+            trace.report(platform, user_id, event)
 
     async def _handle(
         self,
@@ -118,11 +138,15 @@ class ConversationService:
         update_id: str | None,
         on_loading: Callable[[Screen], Awaitable[None]] | None,
         profile_timezone: str | None = None,
+        *,
+        trace: _Trace,
     ) -> Screen | None:
         """One transaction per step; "Book Session" takes two. The first commits the loading
         state (and `booking_attempted`); the loading screen is shown with no transaction open;
         the second books. A crash in between is recovered by the next event (flow.recover)."""
-        first = await self._step(platform, chat_id, user_id, event, update_id, profile_timezone)
+        first = await self._step(
+            platform, chat_id, user_id, event, update_id, profile_timezone, trace=trace
+        )
         if first is None or not first.proceed:
             return None if first is None else first.screen
         if on_loading is not None:
@@ -136,7 +160,7 @@ class ConversationService:
                     type(error).__name__,
                 )
         second = await self._step(
-            platform, chat_id, user_id, flow.Proceed(), None, profile_timezone
+            platform, chat_id, user_id, flow.Proceed(), None, profile_timezone, trace=trace
         )
         assert second is not None
         return second.screen
@@ -149,6 +173,8 @@ class ConversationService:
         event: flow.ChatEvent,
         update_id: str | None,
         profile_timezone: str | None = None,
+        *,
+        trace: _Trace,
     ) -> _Stepped | None:
         async with self.units() as uow:
             repo = uow.repo
@@ -183,6 +209,7 @@ class ConversationService:
                 email_from=self.settings.email_from,
             )
             state = flow.State.from_json(conversation.state)
+            trace.at(state.step)
             pressed = isinstance(event, flow.Press)
             account = account_dialogue.Account(repo, platform, chat_id, user.id)
             if isinstance(event, flow.Unlink):
@@ -224,6 +251,7 @@ class ConversationService:
                 shown = await flow.render(state, ctx)
                 return _Stepped(replace(shown, nonce=state.nonce))
             new_state = await flow.apply(state, event, ctx)
+            trace.applied(new_state.step, ctx)
             if ctx.unchanged:
                 # The buttons on screen stay valid: no new nonce, nothing saved.
                 return _Stepped(nothing_changed(ctx.notice, toast=pressed, nonce=state.nonce))
@@ -247,6 +275,42 @@ class ConversationService:
         if self.cache is not None and not screen.unchanged:
             self.cache.changed()
         return _Stepped(screen)
+
+
+@dataclass
+class _Trace:
+    """What one `handle` saw, for its report: the wizard's step before and after, its outcome,
+    and the booking the event decided, if it booked (counted only once the step committed)."""
+
+    started: float  # time.perf_counter()
+    before: str | None = None
+    after: str | None = None
+    outcome: str = "error"
+    booking: tuple[str, str] | None = None
+
+    def at(self, step: flow.Step) -> None:
+        self.before = self.before or step.value
+        self.after = step.value
+
+    def applied(self, step: flow.Step, ctx: flow.Ctx) -> None:
+        self.after = step.value
+        if ctx.booked_now is not None:
+            self.booking = observe.booking_outcome(None)
+        for name, data in ctx.analytics:
+            if name == "booking_failed":
+                self.booking = observe.booking_outcome(str(data.get("error_type")))
+
+    def report(self, platform: str, user_id: int, event: flow.ChatEvent) -> None:
+        elapsed = round((time.perf_counter() - self.started) * 1000, 1)
+        kind = observe.event_kind(event)
+        observe.update_handled(
+            observe.UpdateHandled(
+                platform, kind, self.before, self.after, self.outcome, elapsed, user_id
+            )
+        )
+        if self.booking is not None:  # a booking whose step did not commit did not happen
+            outcome, reason = self.booking if self.outcome == "ok" else ("error", self.outcome)
+            observe.report(observe.BookingDecided(platform, outcome, reason))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from engine import observe
 from engine.clock import utc_now
 from engine.followup.housekeeping import Housekeeping
 from engine.followup.senders import RateLimits
@@ -331,6 +332,9 @@ class Worker:
     async def _record(self, job: ClaimedJob, outcome: Outcome) -> None:
         now = self.clock()
         fence = job.attempts
+        if isinstance(outcome, Sent):  # it is out, whatever the write below meets
+            lag = max((now - job.due_at).total_seconds(), 0.0)
+            observe.report(observe.MessageSent(observe.job_family(job.kind), lag))
         async with self.units() as uow:
             if isinstance(outcome, Sent):
                 applied = await uow.outbox.mark_sent(job.id, now=now, attempt=fence)
