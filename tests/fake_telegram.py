@@ -14,7 +14,12 @@ in its current state with its edit history (`messages`), and a readable `transcr
 pushed to a webhook or given to `Application.process_update`. Errors the real API gives for
 common bot bugs are reproduced (edit without change, edit/delete of a missing message, unknown
 chat, over-long text, callback_data over 64 bytes, answering a callback query twice, a callback
-answer over 200 characters), and `fail_next` injects any other failure.
+answer over 200 characters), and `fail_next` injects any other failure (a 429 with retry_after, a
+500). Slow or lost answers, per method: `delay_next` holds a reply past the client's timeout,
+either before the call takes effect (never happened) or after (`accepted=True`: the message is
+out, only the answer was lost); `slow_down` makes every call of a method take longer; `on_next`
+runs a test's action when the next call of a method arrives (say, stop the database just as the
+bot draws its "booking..." screen).
 
 Telegram's own rules are enforced as TDLib (which runs the Bot API) enforces them, see
 `tests/telegram_rules.py`: HTML text is parsed like Telegram parses it (only its tags; a stray
@@ -33,13 +38,14 @@ until an offset confirms it, so two Applications *polling* the same token both s
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import re
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
@@ -255,6 +261,16 @@ class _Failure:
     status: int
     description: str
     retry_after: int | None
+
+
+@dataclass
+class _Delay:
+    seconds: float
+    accepted: bool  # the call takes effect before the wait, so a client that gives up lost only
+    # the answer; otherwise the wait comes first and a client that gives up cancels the call
+
+
+Hook = Callable[[Call], Awaitable[None] | None]
 
 
 def _as_button(button: Any) -> JSONDict:
@@ -521,6 +537,9 @@ class FakeTelegram:
         self._queries: dict[str, _CallbackQuery] = {}
         self._files: dict[str, StoredFile] = {}
         self._failures: dict[str, deque[_Failure]] = {}
+        self._delays: dict[str, deque[_Delay]] = {}
+        self._hooks: dict[str, deque[Hook]] = {}
+        self.latency: dict[str, float] = {}  # lower-case method -> seconds each call waits first
         self._allowed_updates: list[str] | None = None
         self._arrived = asyncio.Event()  # replaced after each set: one per arrival
         self._changed = asyncio.Event()  # likewise, for wait_until
@@ -633,6 +652,28 @@ class FakeTelegram:
             description = _default_description(status, retry_after)
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend(_Failure(status, description, retry_after) for _ in range(times))
+
+    def delay_next(
+        self, method: str, seconds: float, *, times: int = 1, accepted: bool = False
+    ) -> None:
+        """Answer the next `times` calls of `method` only after `seconds` (a client timeout).
+
+        `accepted=False`: the wait comes first, and a client that gives up meanwhile cancels
+        the call (it never took effect, its `status` stays 0). `accepted=True`: the call takes
+        effect at once and only its answer is late, as when Telegram delivered a message but the
+        reply was lost: a client that retries then sends it twice.
+        """
+        queue = self._delays.setdefault(method.lower(), deque())
+        queue.extend(_Delay(seconds, accepted) for _ in range(times))
+
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Every later call of `method` waits `seconds` before it takes effect (0: fast again)."""
+        self.latency[method.lower()] = seconds
+
+    def on_next(self, method: str, hook: Hook) -> None:
+        """Run `hook(call)` (awaited if it returns an awaitable) when the next call of `method`
+        arrives, before it is answered or takes effect."""
+        self._hooks.setdefault(method.lower(), deque()).append(hook)
 
     def messages(self, chat_id: int) -> list[SentMessage]:
         user = self._users.get(chat_id)
@@ -761,6 +802,19 @@ class FakeTelegram:
         params, files = await self._read_params(request)
         call = Call(method, params, files)
         self.calls.append(call)
+        key = method.lower()
+        hooks = self._hooks.get(key)
+        if hooks:
+            done = hooks.popleft()(call)
+            if inspect.isawaitable(done):
+                await done
+        delays = self._delays.get(key)
+        delay = delays.popleft() if delays else None
+        # A client that gives up during these waits cancels this handler (handler_cancellation).
+        if self.latency.get(key):
+            await asyncio.sleep(self.latency[key])
+        if delay is not None and not delay.accepted:
+            await asyncio.sleep(delay.seconds)
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -782,6 +836,8 @@ class FakeTelegram:
             call.status, call.result = 200, result
             reply, status = {"ok": True, "result": result}, 200
         self._notify_change()
+        if delay is not None and delay.accepted:
+            await asyncio.sleep(delay.seconds)  # done; only the answer is late (or never read)
         return web.json_response(reply, status=status)
 
     async def _download(self, request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ stored in the database, so any bot process can continue the chat.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -165,14 +166,19 @@ class TelegramFrontEnd:
             await query.answer(_toast(screen.toast))
             await self.draw(context, chat.id, screen, pressed=pressed)
 
-        screen = await self.service.handle(
-            platform=PLATFORM,
-            chat_id=str(chat.id),
-            user_id=user_id,
-            event=flow.Press(query.data or ""),
-            update_id=str(update.update_id),
-            on_loading=loading,
-        )
+        try:
+            screen = await self.service.handle(
+                platform=PLATFORM,
+                chat_id=str(chat.id),
+                user_id=user_id,
+                event=flow.Press(query.data or ""),
+                update_id=str(update.update_id),
+                on_loading=loading,
+            )
+        except Exception as error:
+            if answered and database_unavailable(error):
+                await self._put_back(context, chat.id, query.message)
+            raise
         if screen is None:
             return  # a redelivered press: it was answered and drawn the first time
         if not answered:
@@ -309,6 +315,20 @@ class TelegramFrontEnd:
         except BadRequest as error:
             return "not modified" in str(error).lower()
         return True
+
+    async def _put_back(self, context: Context, chat_id: int, pressed: object) -> None:
+        """The database went away after the "booking..." screen replaced the pressed message's
+        buttons and its answer was spent: the message comes back as it was, under "Unable to
+        book", so the student can press again once the database is back."""
+        if not isinstance(pressed, Message) or pressed.text is None:
+            return
+        lines = pressed.text_html.split("\n")
+        if lines[0].startswith("⚠️"):
+            lines = lines[1:]  # an earlier notice gives way to this one
+        text = "\n".join([f"⚠️ <i>{html.escape(m.BOOKING_FAILED)}</i>", *lines])
+        with contextlib.suppress(TelegramError):
+            markup = pressed.reply_markup
+            await self._edit(context, chat_id, pressed.message_id, text, markup)
 
     async def _send_card(self, context: Context, chat_id: int, card: render.CardMessage) -> int:
         sent: Message
