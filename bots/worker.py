@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,7 +45,7 @@ def build_worker(
     return Worker(
         factory,
         dispatcher,
-        WorkerSettings(),
+        WorkerSettings(lease=timedelta(seconds=settings.worker_lease_seconds)),
         clock,
         pacer=None,
         housekeeping=Housekeeping.from_settings(factory, settings),

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         ge=0,
         description="The worker prunes a deep link's first-use record this long after it expired.",
     )
+    worker_lease_seconds: float = Field(
+        default=120,
+        gt=0,
+        description=(
+            "How long an outbox worker holds the rows it claimed: a worker that dies mid-batch "
+            "has its unsent rows sent by another worker once this much time has passed."
+        ),
+    )
 
 
 DEV_LINK_SECRET = "local-development-secret"
