@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ReminderJob
@@ -146,3 +146,11 @@ async def cancel_pending(session: AsyncSession, session_id: int) -> int:
         .returning(JOBS.c.id)
     )
     return len((await session.execute(statement)).all())
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """Rows per status, every status present (0 when none): the outbox's size for /metrics."""
+    statement = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+    counts = {status.value: 0 for status in JobStatus}
+    counts.update({str(status): int(n) for status, n in (await session.execute(statement)).all()})
+    return counts

@@ -30,6 +30,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bots.slack.pacing import Pacer
 from bots.slack.settings import SlackSettings
+from engine import observe
 
 RETRIES_AFTER_429 = 2
 LONGEST_RETRY_WAIT = 20.0  # seconds; the worker stops starting sends at half its 2-minute lease
@@ -51,6 +52,11 @@ def retry_after(headers: Any) -> float:
             except (TypeError, ValueError):
                 break
     return DEFAULT_RETRY_AFTER
+
+
+def _count_failure(method: str, kind: str) -> None:
+    """A failed or refused (429) Web API call, for the metrics (bots/metrics.py)."""
+    observe.report(observe.PlatformCallFailed("slack", kind, method))
 
 
 class PacedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
@@ -92,6 +98,7 @@ class PacedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
         assert response is not None  # _can_retry_async retries 429 answers only
         seconds = retry_after(response.headers)
         in_flight = _IN_FLIGHT.get()
+        _count_failure("upload" if in_flight is None else in_flight[0], "rate_limited")
         if in_flight is None:  # a file's bytes posted to its upload_url: no method to pause
             await self.pacer.sleep(seconds)
         else:
@@ -143,8 +150,13 @@ class PacedWebClient(AsyncWebClient):
                 auth=auth,
             )
         except SlackApiError as error:
-            if error.response.status_code == 429:  # not retried here: still, everyone waits
+            limited = error.response.status_code == 429
+            if limited:  # not retried here: still, everyone waits
                 self.pacer.pause(api_method, channel, retry_after(error.response.headers))
+            _count_failure(api_method, "rate_limited" if limited else "error")
+            raise
+        except Exception as error:  # no answer: the connection failed or timed out
+            _count_failure(api_method, "timeout" if isinstance(error, TimeoutError) else "error")
             raise
         finally:
             _IN_FLIGHT.reset(in_flight)
