@@ -550,34 +550,3 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.stdout + result.stderr
     )
-
-
-# --- README, "Deploying" -----------------------------------------------------------------------
-
-
-def deploying_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("\n## Deploying\n")
-    end = readme.index("\n## ", start + 1)
-    return readme[start:end]
-
-
-def test_readme_deploying_names_the_files_that_exist() -> None:
-    section = deploying_section()
-    named = set(re.findall(r"deploy/[\w@.-]*\w", section))
-    assert named == {f"deploy/{path.name}" for path in DEPLOY.iterdir()}
-    for path in ("docker-compose.yml", "Dockerfile", ".env.example", "bots/slack/manifest.yaml"):
-        assert path in section and (ROOT / path).exists()
-    pool, overflow = (Settings.model_fields[f].default for f in ("db_pool_size", "db_max_overflow"))
-    assert f"({pool} + {overflow} by default)" in section  # the budget's worked example
-
-
-def test_readme_prometheus_config_scrapes_each_process_metrics() -> None:
-    from bots.metrics import METRICS_PATH
-
-    blocks = re.findall(r"```yaml\n(.*?)```", deploying_section(), re.S)
-    (config,) = [yaml.safe_load(block) for block in blocks if "scrape_configs" in block]
-    (job,) = config["scrape_configs"]
-    assert job["metrics_path"] == METRICS_PATH
-    (targets,) = [static["targets"] for static in job["static_configs"]]
-    assert len(set(targets)) == 3  # one per process, each on its own port
