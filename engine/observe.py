@@ -36,8 +36,9 @@ class UpdateHandled:
     user_id: int  # the platform user's id in our users table: people by id only
 
 
-UPDATE_OUTCOMES = ("ok", "duplicate", "database_unavailable", "database_busy", "error")
-"""ok: applied (or refused with a notice); duplicate: a platform's redelivery, a no-op."""
+UPDATE_OUTCOMES = ("ok", "duplicate", "database_unavailable", "database_busy", "error", "cancelled")
+"""ok: applied (or refused with a notice); duplicate: a platform's redelivery, a no-op;
+cancelled: the process stopped it (nothing of its unfinished step was saved)."""
 
 
 @dataclass(frozen=True)

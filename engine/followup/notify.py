@@ -21,7 +21,6 @@ from markupsafe import Markup, escape
 
 from engine.addresses import check_address
 from engine.chat import messages as m
-from engine.followup.manage import ROOM_OPENS_BEFORE
 
 __all__ = [
     "TEMPLATES_DIR",
@@ -33,7 +32,6 @@ __all__ = [
     "render_cancellation",
     "render_confirmation",
     "render_reminder",
-    "template_environment",
 ]
 
 TEMPLATES_DIR = Path(__file__).parents[2] / "templates"
@@ -43,7 +41,6 @@ REMINDER_TITLE = "Session reminder"
 # subject must show `when` exactly as formatted for the recipient.
 _BREAKS = re.compile(r"[ \t\r\n\v\f\x1c-\x1f\x85\u2028\u2029]+")
 _MAX_SUBJECT_CHARS = 200
-_OPENS_BEFORE_MINUTES = int(ROOM_OPENS_BEFORE.total_seconds() // 60)
 
 
 @dataclass(frozen=True)
@@ -101,9 +98,8 @@ def _nl2br(value: object) -> Markup:
 
 
 @lru_cache(maxsize=1)
-def template_environment() -> Environment:
-    """One cached environment for every page we write (e-mails, the join link's pages): HTML
-    autoescaped (names, notes and course titles are user input), text not.
+def _environment() -> Environment:
+    """One cached environment: HTML autoescaped (names and notes are user input), text not.
 
     StrictUndefined makes a missing variable an error instead of a silently empty field.
     """
@@ -125,7 +121,7 @@ def template_environment() -> Environment:
 
 
 def _render(name: str, context: dict[str, Any]) -> tuple[str, str]:
-    env = template_environment()
+    env = _environment()
     html = env.get_template(f"email/{name}.html.j2").render(context)
     text = env.get_template(f"email/{name}.txt.j2").render(context)
     return html, text
@@ -186,12 +182,10 @@ def render_confirmation(
     office365_url: str,
     manage_url: str,
     dashboard_url: str,
-    join_url: str,
     ics: bytes,
 ) -> EmailContent:
     """The "Session Booked!" e-mail, the student's or the ST's copy (`role`), each with the
-    invite; `when` is already in the recipient's zone and locale, and `join_url` is the
-    recipient's own join link (engine/followup/join.py), which their invite carries too.
+    same invite; `when` is already in the recipient's zone and locale.
 
     Rendering is deterministic for the same input, which matters: Resend answers a retry whose
     payload differs from the first attempt under the same idempotency key with a 409.
@@ -216,9 +210,7 @@ def render_confirmation(
             office365_url=office365_url,
             manage_url=manage_url,
             dashboard_url=dashboard_url,
-            join_url=join_url,
         ),
-        "opens_before_minutes": _OPENS_BEFORE_MINUTES,
     }
     html, text = _render("confirmation", context)
     return EmailContent(
@@ -287,11 +279,9 @@ def render_reminder(
     left: str,
     cutoff_hours: float,
     manage_url: str,
-    join_url: str,
 ) -> EmailContent:
     """The student's reminder e-mail that goes with the chat reminder (`left`: "in 1 day",
-    localised); "Join the session" is their join link, "Manage in Telegram" opens /mysessions
-    to reschedule or cancel."""
+    localised); "Manage in Telegram" opens /mysessions to reschedule or cancel."""
     context: dict[str, Any] = {
         "title": REMINDER_TITLE,
         "recipient_name": recipient_name,
@@ -300,8 +290,7 @@ def render_reminder(
         "when": when,
         "left": left,
         "cutoff_hours": f"{cutoff_hours:g}",
-        **_links(manage_url=manage_url, join_url=join_url),
-        "opens_before_minutes": _OPENS_BEFORE_MINUTES,
+        **_links(manage_url=manage_url),
     }
     html, text = _render("reminder", context)
     return EmailContent(
