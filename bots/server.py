@@ -20,10 +20,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bots.join import join_routes
 from bots.platform import Platform
 from bots.worker import build_worker
 from engine.followup.notify import EmailSender
 from engine.followup.reminders import utc_now
+from engine.followup.video import JitsiProvider
 from engine.settings import Settings, insecure_defaults
 from storage.db import ping
 
@@ -130,7 +132,10 @@ async def serve(
             state["worker"] = "ok" if outbox.alive(time.monotonic()) else "stalled"
         return state
 
-    runner = web.AppRunner(build_web_app(platforms, ready))
+    app = build_web_app(platforms, ready)
+    # Join links of e-mails and invites (bots/join.py); rooms come from Jitsi, as the worker's.
+    app.add_routes(join_routes(settings, factory, JitsiProvider(settings.jitsi_base_url), clock))
+    runner = web.AppRunner(app)
     worker: asyncio.Task[None] | None = None
     try:
         for platform in platforms:

@@ -28,6 +28,21 @@ manage link never verifies as a booking link or the other way round:
 
 29 bytes, 39 characters. A manage link signs its holder in like a booking link does, so it
 lives only as long as it is useful: until a day after the session it was sent for ends.
+
+Join links (`<PUBLIC_BASE_URL>/join/<token>`, in e-mails and calendar invites) let one person
+into one session's video room (engine/followup/join.py). Again a layout and HMAC domain of their
+own, so a join token never signs anybody in and no other token opens a room:
+
+    header  u8   3 (the join-link version)
+    session u64
+    user    u64  whose copy: the page shows times in their zone, and they must still be in it
+    expires u32  epoch seconds, UTC: `JOIN_LINK_GRACE` after the session's end
+    tag     16 bytes of HMAC-SHA256(secret, join domain + everything above)
+
+37 bytes, 50 characters. It must work until the session ends; it lasts a day longer so that a
+late click reads "this session has ended" rather than a bare 404, and not longer, so an old
+forwarded e-mail leads nowhere. Like the manage link's, the expiry is derived from the session,
+so every retry of an e-mail carries the same token.
 """
 
 from __future__ import annotations
@@ -43,17 +58,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 __all__ = [
+    "JOIN_LINK_GRACE",
     "MANAGE_LINK_GRACE",
     "MAX_PAYLOAD_LENGTH",
     "SOURCES",
+    "JoinClaims",
     "LinkClaims",
     "LinkError",
     "ManageClaims",
+    "join_link_expiry",
     "manage_link_expiry",
     "sign",
+    "sign_join",
     "sign_manage",
     "verify",
     "verify_any",
+    "verify_join",
     "verify_manage",
 ]
 
@@ -88,6 +108,12 @@ _MANAGE = struct.Struct(">BQI")  # header, user, expires
 _MANAGE_DOMAIN = b"bookbot/manage-link/v1\x00"
 MANAGE_LINK_GRACE = timedelta(days=1)
 """How long after its session ends an e-mail's "Manage in Telegram" link still works."""
+
+_JOIN_VERSION = 3
+_JOIN = struct.Struct(">BQQI")  # header, session, user, expires
+_JOIN_DOMAIN = b"bookbot/join-link/v1\x00"
+JOIN_LINK_GRACE = timedelta(days=1)
+"""How long after its session ends a join link still answers ("this session has ended")."""
 
 _MAX_U64 = 2**64 - 1
 _MAX_U32 = 2**32 - 1
@@ -143,6 +169,30 @@ class ManageClaims:
     def __post_init__(self) -> None:
         _check_u64("user_id", self.user_id)
         object.__setattr__(self, "expires_at", _expiry(self.expires_at))
+
+
+@dataclass(frozen=True)
+class JoinClaims:
+    """A join link: `user_id`'s way into the video room of session `session_id`.
+
+    `expires_at` is normalised like `LinkClaims.expires_at`, so `verify_join(sign_join(c))`
+    gives `c` back.
+    """
+
+    session_id: int
+    user_id: int
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_u64("session_id", self.session_id)
+        _check_u64("user_id", self.user_id)
+        object.__setattr__(self, "expires_at", _expiry(self.expires_at))
+
+
+def join_link_expiry(session_end: datetime) -> datetime:
+    """When the join link for a session ending at `session_end` stops working (see above why
+    a day later), derived from the session so retried e-mails carry the same token."""
+    return session_end + JOIN_LINK_GRACE
 
 
 def manage_link_expiry(session_end: datetime) -> datetime:
@@ -269,20 +319,49 @@ def sign_manage(claims: ManageClaims, secret: str) -> str:
 def verify_manage(payload: str, secret: str, now: datetime) -> ManageClaims:
     """The claims of a genuine, unexpired manage payload; `LinkError` otherwise, checked in the
     same order as `verify` (malformed, bad_signature, expired)."""
+    _, user_id, expires = _verify_fixed(
+        payload, secret, now, _MANAGE_VERSION, _MANAGE, _MANAGE_DOMAIN
+    )
+    return ManageClaims(user_id=user_id, expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+def _verify_fixed(
+    payload: str, secret: str, now: datetime, version: int, layout: struct.Struct, domain: bytes
+) -> tuple[int, ...]:
+    """The fields of a genuine, unexpired token of a fixed layout whose first field is its
+    version and last its expiry (manage and join links), checked in `verify`'s order."""
     key = _key(secret)
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     raw = _decode(payload)
-    if len(raw) != _MANAGE.size + _TAG_LENGTH or raw[0] != _MANAGE_VERSION:
+    if len(raw) != layout.size + _TAG_LENGTH or raw[0] != version:
         raise LinkError("malformed")
     body, tag = raw[:-_TAG_LENGTH], raw[-_TAG_LENGTH:]
-    if not hmac.compare_digest(tag, _tag(key, body, _MANAGE_DOMAIN)):
+    if not hmac.compare_digest(tag, _tag(key, body, domain)):
         raise LinkError("bad_signature")
-    _, user_id, expires = _MANAGE.unpack(body)
-    claims = ManageClaims(user_id=user_id, expires_at=datetime.fromtimestamp(expires, UTC))
-    if now >= claims.expires_at:
+    fields: tuple[int, ...] = layout.unpack(body)
+    if now >= datetime.fromtimestamp(fields[-1], UTC):
         raise LinkError("expired")
-    return claims
+    return fields
+
+
+def sign_join(claims: JoinClaims, secret: str) -> str:
+    """Pack and sign a join link's claims (50 characters, URL-safe as they are)."""
+    key = _key(secret)
+    expires = int(claims.expires_at.timestamp())
+    body = _JOIN.pack(_JOIN_VERSION, claims.session_id, claims.user_id, expires)
+    payload = _b64encode(body + _tag(key, body, _JOIN_DOMAIN))
+    assert len(payload) <= MAX_PAYLOAD_LENGTH and _PAYLOAD_RE.fullmatch(payload)
+    return payload
+
+
+def verify_join(payload: str, secret: str, now: datetime) -> JoinClaims:
+    """The claims of a genuine, unexpired join token; `LinkError` otherwise, checked in the
+    same order as `verify` (malformed, bad_signature, expired)."""
+    _, session_id, user_id, expires = _verify_fixed(
+        payload, secret, now, _JOIN_VERSION, _JOIN, _JOIN_DOMAIN
+    )
+    return JoinClaims(session_id, user_id, datetime.fromtimestamp(expires, UTC))
 
 
 def verify_any(payload: str, secret: str, now: datetime) -> LinkClaims | ManageClaims:

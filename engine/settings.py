@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     jitsi_base_url: str = Field(
         default="https://meet.jit.si", description="Jitsi Meet server for on-demand video rooms."
     )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080",  # `bookbot serve`'s default listen address
+        description=(
+            "The address people's browsers reach `bookbot serve` at (https://bot.example.edu): "
+            "e-mails and invites carry <PUBLIC_BASE_URL>/join/<token> for the video room."
+        ),
+    )
     calendar_cache_seconds: float = Field(
         default=2.0,
         ge=0,

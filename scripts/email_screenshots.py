@@ -27,6 +27,7 @@ from engine.followup.calendar import (
     organizer_of,
     outlook_calendar_url,
 )
+from engine.followup.join import join_url
 from engine.followup.notify import render_confirmation
 from engine.links import ManageClaims, manage_link_expiry, sign_manage
 
@@ -38,17 +39,19 @@ HEIGHT = 1300
 def sample_html() -> str:
     """The student's confirmation as the worker would send it, with a long note."""
     end = START + timedelta(minutes=60)
+    join = join_url("https://bot.tutoring.example.edu", "screenshot-secret", 42, 3, end)
     event = CalendarEvent(
         uid="session-42@bookbot",
         start=START,
         end=end,
         summary="Calculus I tutoring with Ada Lovelace",
         description="Course: Calculus I",
-        location=None,
+        location=join,
         organizer_email=organizer_of("Tutoring <bookings@tutoring.example.edu>")[0],
         organizer_name="Tutoring",
         attendees=(("sam@example.edu", "Sam Student"), ("ada@example.edu", "Ada Lovelace")),
         alarm_minutes=(60,),
+        url=join,
     )
     payload = sign_manage(ManageClaims(3, manage_link_expiry(end)), "screenshot-secret")
     email = render_confirmation(
@@ -67,6 +70,7 @@ def sample_html() -> str:
         office365_url=outlook_calendar_url(event, office365=True),
         manage_url=deep_link("tutoring_booking_bot", payload),
         dashboard_url="https://tutoring.example.edu/dashboard",
+        join_url=join,
         ics=ics(event, stamp=START - timedelta(days=2)),
     )
     return email.html

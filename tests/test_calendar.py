@@ -66,6 +66,7 @@ def by_icalendar(data: bytes) -> dict[str, Any]:
         "summary": str(event["SUMMARY"]),
         "description": str(event["DESCRIPTION"]),
         "location": str(event["LOCATION"]) if "LOCATION" in event else None,
+        "url": str(event["URL"]) if "URL" in event else None,
         "organizer": None if organizer is None else (str(organizer), organizer.params.get("CN")),
         "attendees": [
             (
@@ -107,6 +108,7 @@ def by_vobject(data: bytes) -> dict[str, Any]:
         "summary": event.summary.value,
         "description": event.description.value,
         "location": event.location.value if hasattr(event, "location") else None,
+        "url": event.url.value if hasattr(event, "url") else None,
         "organizer": None if organizer is None else (organizer.value, _param(organizer, "CN")),
         "attendees": [
             (
@@ -148,6 +150,7 @@ def test_a_request_reads_back_identically_in_icalendar_and_vobject() -> None:
         "summary": "Calculus I tutoring with Ada Lovelace",
         "description": "Chapter 3 limits.\nJoin: https://meet.example/abc",
         "location": "Library, room 2",
+        "url": None,
         "organizer": ("mailto:sessions@bookbot.example", "Bookbot"),
         "attendees": [
             (
@@ -451,3 +454,26 @@ def test_the_organizer_comes_from_email_from(
 def test_an_email_from_without_an_address_is_refused() -> None:
     with pytest.raises(ValueError):
         organizer_of("Tutoring")
+
+
+JOIN = "https://bot.example.edu/join/A0-_zZ9q" + "x" * 42  # as long as a real one (50)
+
+
+def test_a_join_link_as_location_and_url_reads_back_in_both_parsers_and_links() -> None:
+    event = session(location=JOIN, url=JOIN, alarm_minutes=(60,))
+    data = ics(event, stamp=STAMP)
+    got = parsed(data)  # icalendar and vobject agree
+    assert (got["location"], got["url"]) == (JOIN, JOIN)
+    assert b"\r\nURL:https://bot.example.edu/join/" in data  # a URI value, no escaping
+    assert query(google_calendar_url(event))["location"] == JOIN
+    for office365 in (False, True):
+        assert query(outlook_calendar_url(event, office365=office365))["location"] == JOIN
+    # The CANCEL of the same event parses too (the e-mails' CANCEL carries no link).
+    assert parsed(ics(event, method="CANCEL", stamp=STAMP))["url"] == JOIN
+
+
+def test_no_url_is_left_out_and_a_url_must_be_a_web_link() -> None:
+    assert b"URL" not in ics(session(), stamp=STAMP)
+    for bad in ("javascript:alert(1)", "", "https://x.example/a b", "ftp://x.example"):
+        with pytest.raises(ValueError):
+            session(url=bad)

@@ -72,6 +72,7 @@ def cancel_ics() -> bytes:
 
 
 MANAGE = "https://t.me/tutoring_booking_bot?start=Av__________aVmtgPflYhj86N_g6vczJm6kWMA"
+JOIN = "https://bot.tutoring.example.edu/join/A" + "x" * 49  # engine/followup/join.py's shape
 
 
 def confirmation(**changes: Any) -> EmailContent:
@@ -91,6 +92,7 @@ def confirmation(**changes: Any) -> EmailContent:
         "office365_url": outlook_calendar_url(event, office365=True),
         "manage_url": MANAGE,
         "dashboard_url": DASHBOARD,
+        "join_url": JOIN,
         "ics": request_ics(),
     }
     arguments.update(changes)
@@ -135,6 +137,7 @@ def reminder(**changes: Any) -> EmailContent:
         "left": "in 1 day",
         "cutoff_hours": 2,
         "manage_url": MANAGE,
+        "join_url": JOIN,
     }
     arguments.update(changes)
     return render_reminder(**arguments)
@@ -393,6 +396,7 @@ def test_html_is_mail_client_safe() -> None:
     assert "class=" not in email.html  # inline styles only
     event = session()
     assert parsed.hrefs == [
+        JOIN,
         google_calendar_url(event),
         outlook_calendar_url(event),
         outlook_calendar_url(event, office365=True),
@@ -427,8 +431,8 @@ def test_cancellation_escapes_user_input() -> None:
 def test_reminders_and_missing_note() -> None:
     on = confirmation(reminders=True, note=None)
     off = confirmation(reminders=False, note="   ")
-    assert "\nReminders:        on (we will remind you before the session)\n\nAdd" in on.text
-    assert "\nReminders:        off\n\nAdd" in off.text
+    assert "\nReminders:        on (we will remind you before the session)\n\nJoin" in on.text
+    assert "\nReminders:        off\n\nJoin" in off.text
     with_note = confirmation(reminders=False, note="  line one\nline two  ")
     assert "\nReminders:        off\n\nYour note to Ada Lovelace:\nline one\nline two\n\n" in (
         with_note.text
@@ -608,6 +612,7 @@ def test_the_reminder_email_escapes_names_and_says_when() -> None:
         left="in 1 day",
         cutoff_hours=2,
         manage_url=MANAGE,
+        join_url=JOIN,
     )
     assert "<script>" not in content.html and "&lt;script&gt;" in content.html
     assert "Ada &amp; Co" in content.html
@@ -662,7 +667,7 @@ def test_confirmations_and_reminders_offer_manage_in_telegram_and_office_365() -
         assert office in hrefs and outlook_calendar_url(event) in hrefs
         assert MANAGE in hrefs
         assert "Office 365" in email.html and "Outlook.com" in email.html
-    assert links(reminder().html).hrefs == [MANAGE]
+    assert links(reminder().html).hrefs == [JOIN, MANAGE]
     assert "Manage in Telegram" in reminder().html
 
 
@@ -753,3 +758,24 @@ def test_detail_rows_stack_on_phones_instead_of_a_fixed_label_column() -> None:
         assert "<!--[if mso]>" in email.html
         assert "word-break:break-word" not in email.html  # notes wrap at words, not mid-word
         assert 150 + 320 <= 600 - 2 * 32 - 2 - 2 * 16  # side by side in the 600-px layout
+
+
+def test_each_confirmation_and_reminder_carries_the_readers_join_link() -> None:
+    """The link goes first (it is what the reader needs on the day), as a button and as text,
+    with when the room opens; the ST's copy carries the ST's own link."""
+    st_join = JOIN.replace("Ax", "Bx")
+    for email, join in (
+        (confirmation(), JOIN),
+        (teacher_confirmation(join_url=st_join), st_join),
+        (reminder(), JOIN),
+    ):
+        assert links(email.html).hrefs[0] == join
+        assert f"Join the session: {join}\n" in email.text
+        assert ">Join the session</a>" in email.html
+        for body in (email.html, email.text):
+            assert "opens 10 minutes before the start" in body
+    assert JOIN not in teacher_confirmation(join_url=st_join).html
+    with pytest.raises(ValueError):
+        confirmation(join_url="javascript:alert(1)")
+    with pytest.raises(ValueError):
+        reminder(join_url="")

@@ -317,3 +317,116 @@ def test_a_manage_link_lasts_until_a_day_after_its_session_ends() -> None:
         links.verify_any(payload, SECRET, end + timedelta(days=1))
     # Derived from the session, not the clock: every retry of an e-mail carries the same link.
     assert manage(expires_at=links.manage_link_expiry(end)) == payload
+
+
+# --- Join links (e-mails and invites: <PUBLIC_BASE_URL>/join/<token>) -----------------------
+
+
+def join(
+    session_id: int = 42, user_id: int = 1234, expires_at: datetime = NOW + timedelta(days=2)
+) -> str:
+    return links.sign_join(links.JoinClaims(session_id, user_id, expires_at), SECRET)
+
+
+def join_reason(payload: str, secret: str = SECRET, now: datetime = NOW) -> str:
+    with pytest.raises(LinkError) as caught:
+        links.verify_join(payload, secret, now)
+    return caught.value.reason
+
+
+def test_a_join_link_round_trips_in_50_url_safe_characters() -> None:
+    biggest = links.JoinClaims(MAX_U64, MAX_U64, datetime.fromtimestamp(2**32 - 1, UTC))
+    payload = links.sign_join(biggest, SECRET)
+    assert PAYLOAD_RE.fullmatch(payload) and len(payload) == 50
+    assert links.verify_join(payload, SECRET, NOW) == biggest
+    assert links.verify_join(join(), SECRET, NOW) == links.JoinClaims(
+        42, 1234, NOW + timedelta(days=2)
+    )
+
+
+def test_join_links_and_sign_in_links_never_pass_for_each_other() -> None:
+    """Own layout and own HMAC domain: a join token signs nobody in, and no sign-in link
+    opens a room, even with the same bytes under the other domain's tag."""
+    for verifier in (verify, links.verify_manage, links.verify_any):
+        with pytest.raises(LinkError) as caught:
+            verifier(join(), SECRET, NOW)
+        assert caught.value.reason == "malformed"
+    assert join_reason(sign(claims(), SECRET)) == "malformed"
+    assert join_reason(manage()) == "malformed"
+    raw = base64.urlsafe_b64decode(join() + "=" * (-len(join()) % 4))
+    body = raw[:-16]
+    for domain in (links._DOMAIN, links._MANAGE_DOMAIN):
+        forged = links._b64encode(body + links._tag(SECRET.encode(), body, domain))
+        assert join_reason(forged) == "bad_signature"
+
+
+def test_a_join_link_for_another_session_or_person_cannot_be_made_from_one_in_hand() -> None:
+    raw = bytearray(base64.urlsafe_b64decode(join() + "=="))
+    for byte in (8, 16):  # last byte of the session id, then of the user id
+        changed = bytearray(raw)
+        changed[byte] ^= 0x01
+        assert join_reason(links._b64encode(bytes(changed))) == "bad_signature"
+
+
+def test_a_join_link_works_until_a_day_after_its_session_ends() -> None:
+    end = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
+    assert links.join_link_expiry(end) == end + links.JOIN_LINK_GRACE == end + timedelta(days=1)
+    payload = join(expires_at=links.join_link_expiry(end))
+    assert links.verify_join(payload, SECRET, end).session_id == 42
+    last = end + timedelta(days=1, seconds=-1)
+    assert links.verify_join(payload, SECRET, last).session_id == 42
+    assert join_reason(payload, now=end + timedelta(days=1)) == "expired"
+    assert join(expires_at=links.join_link_expiry(end)) == payload  # the same on every retry
+
+
+def test_join_claims_refuse_what_the_token_cannot_carry() -> None:
+    with pytest.raises(ValueError):
+        links.JoinClaims(-1, 1, NOW)
+    with pytest.raises(ValueError):
+        links.JoinClaims(1, MAX_U64 + 1, NOW)
+    with pytest.raises(ValueError):
+        links.JoinClaims(True, 1, NOW)
+    with pytest.raises(ValueError):
+        links.JoinClaims(1, 1, datetime(2026, 3, 10, 9, 0))
+    with pytest.raises(ValueError):
+        links.verify_join(join(), SECRET, datetime(2026, 3, 10, 9, 0))
+    with pytest.raises(ValueError):
+        links.sign_join(links.JoinClaims(1, 1, NOW), "")
+
+
+@given(
+    session_id=st.integers(0, MAX_U64),
+    user_id=st.integers(0, MAX_U64),
+    expires=st.integers(0, 2**32 - 1),
+    remaining=st.integers(1, 10**6),
+)
+def test_any_join_claims_round_trip_until_they_expire(
+    session_id: int, user_id: int, expires: int, remaining: int
+) -> None:
+    original = links.JoinClaims(session_id, user_id, datetime.fromtimestamp(expires, UTC))
+    payload = links.sign_join(original, SECRET)
+    assert PAYLOAD_RE.fullmatch(payload) and len(payload) == 50
+    assert links.verify_join(payload, SECRET, original.expires_at - timedelta(seconds=remaining))
+    assert join_reason(payload, now=original.expires_at) == "expired"
+    assert join_reason(payload, secret="another secret") == "bad_signature"
+
+
+@given(
+    session_id=st.integers(0, MAX_U64),
+    user_id=st.integers(0, MAX_U64),
+    position=st.integers(0, 49),
+    replacement=st.sampled_from(ALPHABET),
+)
+def test_any_one_character_changed_in_a_join_link_is_refused(
+    session_id: int, user_id: int, position: int, replacement: str
+) -> None:
+    payload = join(session_id, user_id)
+    changed = payload[:position] + replacement + payload[position + 1 :]
+    if changed != payload:
+        assert join_reason(changed) in ("malformed", "bad_signature")
+
+
+@given(garbage=st.text(max_size=80))
+def test_no_arbitrary_text_is_a_join_link(garbage: str) -> None:
+    with pytest.raises(LinkError):
+        links.verify_join(garbage, SECRET, NOW)

@@ -44,7 +44,10 @@ class CalendarEvent:
     """One session as calendars see it; start and end are normalised to UTC on construction.
 
     `uid` must stay the same for the life of the session (updates and the cancellation refer to
-    it), and `sequence` must grow with every update the attendees are sent.
+    it), and `sequence` must grow with every update the attendees are sent. `location` and `url`
+    carry the recipient's join link (engine/followup/join.py): calendar apps show LOCATION with
+    the time and make a link in it clickable, and URL is where RFC 5545 puts "more about this
+    event"; the add-to-calendar links carry it as their location.
     """
 
     uid: str
@@ -58,6 +61,7 @@ class CalendarEvent:
     attendees: tuple[tuple[str, str | None], ...]
     sequence: int = 0
     alarm_minutes: tuple[int, ...] = ()
+    url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.uid.strip():
@@ -72,6 +76,10 @@ class CalendarEvent:
             raise ValueError("sequence must not be negative")
         if any(minutes < 0 for minutes in self.alarm_minutes):
             raise ValueError("alarm_minutes are minutes before the start, so not negative")
+        if self.url is not None and (
+            not self.url.startswith(("https://", "http://")) or any(c.isspace() for c in self.url)
+        ):
+            raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
 
 
 def organizer_of(email_from: str) -> tuple[str, str | None]:
@@ -141,6 +149,7 @@ def ics(
         summary=event.summary,
         description=event.description,
         location=event.location,
+        url=event.url,
         organizer=organizer,
         attendees=attendees,
         sequence=event.sequence,

@@ -26,6 +26,7 @@ from engine.followup.calendar import (
     organizer_of,
     outlook_calendar_url,
 )
+from engine.followup.join import join_url
 from engine.followup.manage import ensure_room, manage_data
 from engine.followup.notify import (
     EmailContent,
@@ -280,8 +281,19 @@ class Dispatcher:
             return self.settings.dashboard_url
         return self.sign_in_link(sign_manage(claims, self.settings.link_secret))
 
+    def _join_url(self, facts: Facts, user: UserRecord) -> str:
+        """The reader's own join link (engine/followup/join.py), valid until a day after the
+        session ends; derived from the session, so the same on every retry of the e-mail."""
+        end = facts.session.scheduled_end
+        assert end is not None
+        settings = self.settings
+        return join_url(
+            settings.public_base_url, settings.link_secret, facts.session.id, user.id, end
+        )
+
     async def _confirmation(self, facts: Facts, role: Role) -> Outcome:
-        """Each person's "Session Booked!" e-mail with the invite (both are ATTENDEEs)."""
+        """Each person's "Session Booked!" e-mail with the invite (both are ATTENDEEs); their
+        join link is the invite's LOCATION and URL and the calendar links' location."""
         booked, course = facts.session, facts.course
         people = self._people(facts, role)
         if self.email is None or people is None or not people[0].email:
@@ -290,7 +302,8 @@ class Dispatcher:
         assert recipient.email is not None and booked.scheduled_start is not None
         if booked.status != SessionStatus.SCHEDULED.value:
             return Skip(f"session is {booked.status}")
-        event = self._event(facts)
+        join = self._join_url(facts, recipient)
+        event = replace(self._event(facts), location=join, url=join)
         content = render_confirmation(
             role=role,
             recipient_name=recipient.name,
@@ -306,6 +319,7 @@ class Dispatcher:
             office365_url=outlook_calendar_url(event, office365=True),
             manage_url=self._manage_url(facts, recipient),
             dashboard_url=self.settings.dashboard_url,
+            join_url=join,
             ics=ics(event, stamp=booked.created_at),  # same bytes on every retry
         )
         # The student's key is the one older releases used, so an e-mail being retried across
@@ -336,6 +350,7 @@ class Dispatcher:
             ),
             cutoff_hours=self.settings.change_cutoff_minutes / 60,
             manage_url=self._manage_url(facts, student),
+            join_url=self._join_url(facts, student),
         )
         label = what.format().removeprefix("email:")  # "before_24h": the key older releases used
         return await self._deliver(content, f"session-{booked.id}-{label}-{booked.sequence}")

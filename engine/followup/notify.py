@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 
 from engine.addresses import check_address
 from engine.chat import messages as m
+from engine.followup.manage import ROOM_OPENS_BEFORE
 
 __all__ = [
     "TEMPLATES_DIR",
@@ -32,6 +33,7 @@ __all__ = [
     "render_cancellation",
     "render_confirmation",
     "render_reminder",
+    "template_environment",
 ]
 
 TEMPLATES_DIR = Path(__file__).parents[2] / "templates"
@@ -41,6 +43,7 @@ REMINDER_TITLE = "Session reminder"
 # subject must show `when` exactly as formatted for the recipient.
 _BREAKS = re.compile(r"[ \t\r\n\v\f\x1c-\x1f\x85\u2028\u2029]+")
 _MAX_SUBJECT_CHARS = 200
+_OPENS_BEFORE_MINUTES = int(ROOM_OPENS_BEFORE.total_seconds() // 60)
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,9 @@ def _nl2br(value: object) -> Markup:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Environment:
-    """One cached environment: HTML autoescaped (names and notes are user input), text not.
+def template_environment() -> Environment:
+    """One cached environment for every page we write (e-mails, the join link's pages): HTML
+    autoescaped (names, notes and course titles are user input), text not.
 
     StrictUndefined makes a missing variable an error instead of a silently empty field.
     """
@@ -121,7 +125,7 @@ def _environment() -> Environment:
 
 
 def _render(name: str, context: dict[str, Any]) -> tuple[str, str]:
-    env = _environment()
+    env = template_environment()
     html = env.get_template(f"email/{name}.html.j2").render(context)
     text = env.get_template(f"email/{name}.txt.j2").render(context)
     return html, text
@@ -182,10 +186,12 @@ def render_confirmation(
     office365_url: str,
     manage_url: str,
     dashboard_url: str,
+    join_url: str,
     ics: bytes,
 ) -> EmailContent:
     """The "Session Booked!" e-mail, the student's or the ST's copy (`role`), each with the
-    same invite; `when` is already in the recipient's zone and locale.
+    invite; `when` is already in the recipient's zone and locale, and `join_url` is the
+    recipient's own join link (engine/followup/join.py), which their invite carries too.
 
     Rendering is deterministic for the same input, which matters: Resend answers a retry whose
     payload differs from the first attempt under the same idempotency key with a 409.
@@ -210,7 +216,9 @@ def render_confirmation(
             office365_url=office365_url,
             manage_url=manage_url,
             dashboard_url=dashboard_url,
+            join_url=join_url,
         ),
+        "opens_before_minutes": _OPENS_BEFORE_MINUTES,
     }
     html, text = _render("confirmation", context)
     return EmailContent(
@@ -279,9 +287,11 @@ def render_reminder(
     left: str,
     cutoff_hours: float,
     manage_url: str,
+    join_url: str,
 ) -> EmailContent:
     """The student's reminder e-mail that goes with the chat reminder (`left`: "in 1 day",
-    localised); "Manage in Telegram" opens /mysessions to reschedule or cancel."""
+    localised); "Join the session" is their join link, "Manage in Telegram" opens /mysessions
+    to reschedule or cancel."""
     context: dict[str, Any] = {
         "title": REMINDER_TITLE,
         "recipient_name": recipient_name,
@@ -290,7 +300,8 @@ def render_reminder(
         "when": when,
         "left": left,
         "cutoff_hours": f"{cutoff_hours:g}",
-        **_links(manage_url=manage_url),
+        **_links(manage_url=manage_url, join_url=join_url),
+        "opens_before_minutes": _OPENS_BEFORE_MINUTES,
     }
     html, text = _render("reminder", context)
     return EmailContent(
