@@ -52,6 +52,9 @@ RUNTIME_ONLY = {
 }
 """Variables the Dockerfile and the systemd units set for the interpreter, not for bookbot."""
 
+PIP = "python -m pip install"
+"""How the Dockerfile's install steps start: with the image's (here: the fresh venv's) python."""
+
 ENV_LINE = re.compile(r"^(?P<off># ?)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 
@@ -323,6 +326,11 @@ def assignments(line: str) -> dict[str, str]:
     return {name: value for name, _, value in pairs}
 
 
+def install_steps() -> list[str]:
+    """The Dockerfile's RUNs that install Python packages (the others only set up the image)."""
+    return [s.arguments for s in dockerfile() if s.keyword == "RUN" and s.arguments.startswith(PIP)]
+
+
 def dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for instruction in dockerfile():
@@ -352,7 +360,8 @@ def test_dockerfile_runs_bookbot_serve_unprivileged_with_a_healthcheck() -> None
     (health,) = [step.arguments for step in steps if step.keyword == "HEALTHCHECK"]
     assert HEALTH_PATH in health and "SERVE_PORT" in health
     assert [step.arguments for step in steps if step.keyword == "CMD"] == ['["bookbot", "serve"]']
-    installs = [step.arguments for step in steps if "pip install" in step.arguments]
+    installs = install_steps()  # every pip call is one the fresh-venv test replays
+    assert installs == [step.arguments for step in steps if "pip" in step.arguments]
     assert "--require-hashes" in installs[0] and "requirements.lock" in installs[0]
     unknown = set(dockerfile_env()) - set(all_settings()) - set(RUNTIME_ONLY)
     assert not unknown, f"the Dockerfile sets variables nobody reads: {unknown}"
@@ -412,7 +421,7 @@ def run_install_steps(app: Path, venv: Path) -> list[str]:
                 destination.mkdir(parents=True, exist_ok=True)
             for source in sources:
                 build_context_copy(source, destination, patterns)
-        elif step.keyword == "RUN" and step.arguments.startswith("python -m pip install"):
+        elif step.keyword == "RUN" and step.arguments.startswith(PIP):
             subprocess.run(step.arguments, shell=True, cwd=app, env=env, check=True)
             ran.append(step.arguments)
         elif step.keyword == "RUN":
@@ -572,6 +581,14 @@ def test_readme_deploying_names_the_files_that_exist() -> None:
         assert path in section and (ROOT / path).exists()
     pool, overflow = (Settings.model_fields[f].default for f in ("db_pool_size", "db_max_overflow"))
     assert f"({pool} + {overflow} by default)" in section  # the budget's worked example
+
+
+def test_readme_installs_without_docker_as_the_dockerfile_does() -> None:
+    section = deploying_section()
+    assert install_steps()
+    for command in install_steps():  # the same lock and flags; a pip cache is fine on a server
+        by_hand = command.replace(PIP, f".venv/bin/{PIP}")
+        assert " ".join(by_hand.replace("--no-cache-dir", "").split()) in section
 
 
 def test_readme_prometheus_config_scrapes_each_process_metrics() -> None:
