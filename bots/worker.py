@@ -1,7 +1,8 @@
 """`bookbot worker`: sends due outbox rows (reminders, room links, e-mails, notices).
 
-Its chat senders, their rate limits (a pacer per platform) and the sign-in link for e-mails'
-"Manage" buttons come from the enabled platforms; it names none of them.
+Its chat senders, their rate limits (a pacer per platform, whose overall rate every worker of
+the bot shares through the database) and the sign-in link for e-mails' "Manage" buttons come
+from the enabled platforms; it names none of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engine.followup.notify import EmailSender
 from engine.followup.reminders import Pacers, Worker, WorkerSettings, utc_now
 from engine.followup.video import JitsiProvider
 from engine.settings import Settings
+from storage.send_rate import SendRates
 
 
 def build_worker(
@@ -30,7 +32,11 @@ def build_worker(
     email: EmailSender | None,
 ) -> Worker:
     """The outbox worker over the given platforms and e-mail sender (None: e-mails skipped)."""
-    pacers = Pacers({platform.name: platform.limits for platform in platforms})
+    # Each platform's overall rate is taken from the database, shared with every other worker
+    # of the bot (engine/followup/pacing.py); per-chat spacing stays in this process.
+    pacers = Pacers(
+        {platform.name: platform.limits for platform in platforms}, shared=SendRates(factory)
+    )
     sign_in_link = next((p.sign_in_link for p in platforms if p.sign_in_link is not None), None)
     dispatcher = Dispatcher(
         factory,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -289,3 +290,18 @@ class LinkUse(Base):
     # When the link stops working: only then may this row go (earlier would reopen the link).
     # NULL for rows written before the column existed; those are never pruned.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SendRate(Base):
+    """One bot's send budget, shared by every outbox worker (storage/send_rate.py).
+
+    Times are seconds since the epoch on the database server's clock, as doubles, so that the
+    refill arithmetic is the same SQL on PostgreSQL and SQLite.
+    """
+
+    __tablename__ = "send_rates"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the platform, "telegram"
+    tokens: Mapped[float] = mapped_column(Double)  # below zero: turns already promised
+    counted_at: Mapped[float] = mapped_column(Double)
+    paused_until: Mapped[float] = mapped_column(Double)  # a 429's end; 0: never paused

@@ -75,7 +75,7 @@ async def test_another_platform_keeps_its_own_rate_and_ignores_telegrams_budget(
 async def test_a_retry_after_pauses_only_the_platform_that_asked() -> None:
     fake = FakeTime()
     paced = pacers(fake)
-    paced.pause("slack", 10)
+    await paced.pause("slack", 10)
     await paced.wait("telegram", "7001")
     assert fake.sleeps == []  # Telegram is not held back by Slack's 429
     await paced.wait("slack", "C1")

@@ -6,6 +6,7 @@ secret the app answers at `/slack/events` (bots/slack/app.py). Start-up checks t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,7 +42,11 @@ def slack_platform(
         slack_routes(build_slack_app(settings, slack, units, clock)) if slack.signing_secret else []
     )
     return Platform(
-        name=PLATFORM, sender=SlackSender(client), limits=LIMITS, routes=routes, start=start
+        name=PLATFORM,
+        sender=SlackSender(client),
+        limits=replace(LIMITS, per_second=slack.send_rate),
+        routes=routes,
+        start=start,
     )
 
 

@@ -18,6 +18,14 @@ class SlackSettings(BaseSettings):
     app_token: str | None = Field(
         default=None, description="App-level token (xapp-…) for Socket Mode in development."
     )
+    send_rate: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Messages a second the app sends at most, all outbox workers together in every "
+            "process (shared through the database)."
+        ),
+    )
     api_url: str = Field(
         default="https://slack.com/api/",
         description="Slack Web API base URL, ending in '/' (tests: a fake on 127.0.0.1).",

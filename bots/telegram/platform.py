@@ -4,6 +4,7 @@ sign-in links, the webhook-secret check, and the Application's start and stop.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -50,7 +51,7 @@ def telegram_platform(app: TelegramApp, telegram: TelegramSettings) -> Platform:
     return Platform(
         name=PLATFORM,
         sender=TelegramSender(app.bot),
-        limits=LIMITS,
+        limits=replace(LIMITS, per_second=telegram.send_rate),
         routes=webhook_routes(app, telegram.webhook_secret),
         sign_in_link=partial(deep_link, telegram.bot_username),
         check=check,

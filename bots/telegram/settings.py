@@ -30,6 +30,14 @@ class TelegramSettings(BaseSettings):
     webhook_url: str | None = Field(
         default=None, description="Public HTTPS URL of /telegram for `bookbot serve`."
     )
+    send_rate: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Messages a second the bot sends at most, all outbox workers together in every "
+            "process (shared through the database); Telegram allows about 30."
+        ),
+    )
     webhook_secret: str = Field(
         default=DEV_WEBHOOK_SECRET,  # `bookbot serve` refuses it
         pattern=r"^[A-Za-z0-9_-]{1,256}$",

@@ -258,7 +258,7 @@ class Dispatcher:
             if error.permanent:
                 return Skip(f"{sender.platform}: {error_summary(error)}")
             if error.retry_after is not None:
-                self.pacers.pause(sender.platform, error.retry_after)
+                await self.pacers.pause(sender.platform, error.retry_after)
                 return Retry(timedelta(seconds=error.retry_after), error_summary(error))
             return Retry(None, error_summary(error))
         return Sent()

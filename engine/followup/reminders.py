@@ -25,6 +25,7 @@ from typing import Protocol
 from engine import observe
 from engine.clock import utc_now
 from engine.followup.housekeeping import Housekeeping
+from engine.followup.pacing import ChatSpacing, SharedPacer, SharedRate
 from engine.followup.senders import RateLimits
 from storage.db import is_unavailable
 from storage.outbox import ClaimedJob
@@ -133,9 +134,9 @@ class Pacer:
 
     Telegram allows about 30 messages a second per bot and one a second per chat; a 429 carries
     `retry_after`, which `pause` applies to every send of that platform, as Telegram expects.
+    Alone it paces one process; `Pacers` with a shared rate paces every worker of the bot
+    together (engine/followup/pacing.py).
     """
-
-    MAX_TRACKED_CHATS = 4096
 
     def __init__(
         self,
@@ -147,24 +148,20 @@ class Pacer:
     ) -> None:
         limits = RateLimits(per_second, per_chat_interval)  # validates
         self._gap = 0.0 if limits.per_second is None else 1.0 / limits.per_second
-        self._chat_gap = per_chat_interval
+        self._chats = ChatSpacing(per_chat_interval)
         self._clock = clock
         self._sleep = sleep
         self._next_any = float("-inf")
-        self._next_chat: dict[str, float] = {}
         self._paused_until = float("-inf")
 
     async def wait(self, chat_key: str) -> None:
         """Return when a send to `chat_key` is allowed, and count it as sent."""
         while True:
             now = self._clock()
-            start = max(
-                self._paused_until, self._next_any, self._next_chat.get(chat_key, float("-inf"))
-            )
+            start = max(self._paused_until, self._next_any, self._chats.ready_at(chat_key))
             if start <= now:
                 self._next_any = now + self._gap
-                self._next_chat[chat_key] = now + self._chat_gap
-                self._forget_idle_chats(now)
+                self._chats.sent(chat_key, now)
                 return
             await self._sleep(start - now)  # then look again: a pause or another send may win
 
@@ -172,45 +169,61 @@ class Pacer:
         """Hold every send for `seconds` (a 429's retry_after); never shortens a longer pause."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def _forget_idle_chats(self, now: float) -> None:
-        if len(self._next_chat) > self.MAX_TRACKED_CHATS:
-            self._next_chat = {key: at for key, at in self._next_chat.items() if at > now}
-
 
 class Pacers:
-    """A Pacer per platform: each keeps its own rates, and a 429 from one platform pauses only
-    that platform's sends (a Slack Retry-After must not hold Telegram reminders back)."""
+    """A pacer per platform: each keeps its own rates, and a 429 from one platform pauses only
+    that platform's sends (a Slack Retry-After must not hold Telegram reminders back).
+
+    With `shared` (the database's buckets), a platform's overall rate is shared by every worker
+    of the bot, in this process and others (a `SharedPacer`); without it, or for a platform with
+    no overall rate, each process paces alone (a `Pacer`).
+    """
 
     def __init__(
         self,
         limits: Mapping[str, RateLimits],
         *,
         default: RateLimits | None = None,
+        shared: SharedRate | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._limits = dict(limits)
         self._default = default or RateLimits()
+        self._shared = shared
         self._clock = clock
         self._sleep = sleep
-        self._pacers: dict[str, Pacer] = {}
+        self._pacers: dict[str, Pacer | SharedPacer] = {}
 
-    def pacer(self, platform: str) -> Pacer:
-        """The platform's own Pacer; one with the default limits for a platform never declared."""
+    def pacer(self, platform: str) -> Pacer | SharedPacer:
+        """The platform's own pacer; one with the default limits for a platform never declared."""
         found = self._pacers.get(platform)
         if found is None:
             limits = self._limits.get(platform, self._default)
-            found = Pacer(
-                limits.per_second, limits.per_chat_interval, clock=self._clock, sleep=self._sleep
-            )
+            if self._shared is not None and limits.per_second is not None:
+                found = SharedPacer(
+                    platform, limits, self._shared, clock=self._clock, sleep=self._sleep
+                )
+            else:
+                found = Pacer(
+                    limits.per_second,
+                    limits.per_chat_interval,
+                    clock=self._clock,
+                    sleep=self._sleep,
+                )
             self._pacers[platform] = found
         return found
 
     async def wait(self, platform: str, chat_id: str) -> None:
         await self.pacer(platform).wait(chat_id)
 
-    def pause(self, platform: str, seconds: float) -> None:
-        self.pacer(platform).pause(seconds)
+    async def pause(self, platform: str, seconds: float) -> None:
+        """A 429 from `platform`: its sends wait `seconds`, in every worker when shared."""
+        pacer = self.pacer(platform)
+        if isinstance(pacer, SharedPacer):
+            await pacer.pause(seconds)
+        else:
+            pacer.pause(seconds)
 
 
 class Worker:

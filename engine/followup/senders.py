@@ -27,16 +27,20 @@ class OutMessage:
 class RateLimits:
     """How fast one platform accepts messages: the worker paces each platform by its own.
 
-    `per_second`: all sends of the bot/app together (None: the platform sets no overall
-    limit); `per_chat_interval`: seconds between two messages to the same chat or channel.
+    `per_second`: all sends of the bot/app together, by every worker (None: the platform sets
+    no overall limit); `burst`: how many of those may go at once after a quiet spell;
+    `per_chat_interval`: seconds between two messages to the same chat or channel.
     """
 
     per_second: float | None = 30.0
     per_chat_interval: float = 1.0
+    burst: int = 1
 
     def __post_init__(self) -> None:
         if (self.per_second is not None and self.per_second <= 0) or self.per_chat_interval < 0:
             raise ValueError("per_second must be positive and per_chat_interval not negative")
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
 
 
 class SendError(Exception):
