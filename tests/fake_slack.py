@@ -15,7 +15,10 @@ Slack's answers are reproduced for common bot bugs: `not_authed` without a token
 `invalid_trigger_id` / `exchanged_trigger_id` / `expired_trigger_id` (a trigger id lives about 3
 seconds and is used once, bolt-python issues 772 and 886), `hash_conflict` for a `views.update`
 or `views.publish` with a stale `hash`, `invalid_arguments` for an over-long modal title or too
-many blocks. `fail_next` injects anything else, e.g. a 429 with `Retry-After`.
+many blocks. `fail_next` injects anything else, e.g. a 429 with `Retry-After` or a 500. Slow or
+lost answers, per method, as in the fake Telegram: `delay_next` holds a reply past the client's
+timeout, before the call takes effect or (`accepted=True`) after it; `slow_down` makes every call
+of a method take longer; `on_next` runs a test's action when the next call of a method arrives.
 
 `files_upload_v2` is three requests and all three land here: `files.getUploadURLExternal`
 returns an `upload_url` on this server, the client POSTs the bytes to it (recorded as the method
@@ -32,12 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import itertools
 import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +94,7 @@ class Call:
     token: str | None
     status: int = 0  # HTTP status of the reply
     response: JSONDict | None = None  # the JSON body sent back
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for pacing checks
 
     @property
     def ok(self) -> bool:
@@ -229,6 +234,15 @@ class _Failure:
     retry_after: int | None
 
 
+@dataclass
+class _Delay:
+    seconds: float
+    accepted: bool  # the call takes effect before the wait (only its answer is late)
+
+
+Hook = Callable[[Call], Awaitable[None] | None]
+
+
 class FakeSlack:
     """The server; use as `async with FakeSlack() as fake:`."""
 
@@ -246,6 +260,9 @@ class FakeSlack:
         self.clock: Callable[[], float] = time.time
         self._triggers: dict[str, float | None] = {}  # id -> issued at; None once exchanged
         self._failures: dict[str, deque[_Failure]] = {}
+        self._delays: dict[str, deque[_Delay]] = {}
+        self._hooks: dict[str, deque[Hook]] = {}
+        self.latency: dict[str, float] = {}  # method -> seconds each call waits first
         self._ids = itertools.count(1)
         self._ts_seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -445,6 +462,48 @@ class FakeSlack:
         queue = self._failures.setdefault(method, deque())
         queue.extend(_Failure(error, status, retry_after) for _ in range(times))
 
+    def delay_next(
+        self, method: str, seconds: float, *, times: int = 1, accepted: bool = False
+    ) -> None:
+        """Answer the next `times` calls of `method` only after `seconds` (a client timeout).
+
+        `accepted=False`: the wait comes first, and a call whose client gave up meanwhile never
+        takes effect (its `status` stays 0). `accepted=True`: the call takes effect at once and
+        only the answer is late, as when Slack posted a message but the reply was lost.
+        """
+        queue = self._delays.setdefault(method, deque())
+        queue.extend(_Delay(seconds, accepted) for _ in range(times))
+
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Every later call of `method` waits `seconds` before it takes effect (0: fast again)."""
+        self.latency[method] = seconds
+
+    def on_next(self, method: str, hook: Hook) -> None:
+        """Run `hook(call)` (awaited if it returns an awaitable) when the next call of `method`
+        arrives, before it is answered or takes effect."""
+        self._hooks.setdefault(method, deque()).append(hook)
+
+    async def _before(self, call: Call, request: web.Request) -> _Delay | None:
+        """Hooks, latency and a delay before the call; the delay to apply after it, if any.
+
+        Raises ConnectionResetError when the client gave up during the wait: the call is dropped.
+        """
+        hooks = self._hooks.get(call.method)
+        if hooks:
+            done = hooks.popleft()(call)
+            if inspect.isawaitable(done):
+                await done
+        delays = self._delays.get(call.method)
+        delay = delays.popleft() if delays else None
+        wait = self.latency.get(call.method, 0.0)
+        if delay is not None and not delay.accepted:
+            wait += delay.seconds
+        if wait:
+            await asyncio.sleep(wait)
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError(f"the client gave up on {call.method}")
+        return delay if delay is not None and delay.accepted else None
+
     # -- wire --------------------------------------------------------------------------------
 
     @staticmethod
@@ -484,6 +543,7 @@ class FakeSlack:
         token = self._token_of(request, params)
         call = Call(method, params, token)
         self.calls.append(call)
+        late = await self._before(call, request)
         headers: dict[str, str] = {}
         try:
             if token is None:
@@ -501,6 +561,8 @@ class FakeSlack:
         except SlackError as exc:
             reply, status, headers = exc.body(), exc.status, exc.headers
         call.status, call.response = status, reply
+        if late is not None:
+            await asyncio.sleep(late.seconds)  # done; only the answer is late (or never read)
         return web.json_response(reply, status=status, headers=headers)
 
     async def _upload(self, request: web.Request) -> web.Response:

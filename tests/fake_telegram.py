@@ -140,6 +140,7 @@ class Call:
     files: dict[str, UploadedFile] = field(default_factory=dict)
     status: int = 0  # HTTP status of the reply
     result: Any = None  # `result` of an ok reply, or the error description
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for pacing checks
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -45,21 +45,25 @@ STRONG_SECRET = "a-link-secret-of-more-than-32-bytes-for-this-test"
 REMINDER = Job.reminder("student", timedelta(hours=1)).format()
 
 
-async def due_reminders(db: Factory) -> dict[int, int]:
+async def due_reminders(
+    db: Factory,
+    chats: list[str],
+    now: datetime,
+    platform: str = "telegram",
+    accounts: list[str] | None = None,
+) -> dict[int, str]:
     """One due reminder per student, each in a chat of its own: {job id: chat id}.
 
-    The sessions are hours ahead of the real clock (the worker process has no other), the
-    reminders an hour before, already due.
+    The sessions are hours after `now` (for the worker process: the real clock), the reminders
+    an hour before, already due. `accounts`: the platform's user ids (default: the chat ids).
     """
     world = await make_world(db, teachers=1)
-    now = utc_now()
     async with db() as session, session.begin():
         repo = Repo(session)
-        students = [await add_user(session, f"Student Number{n}") for n in range(STUDENTS)]
-        for n, student in enumerate(students):
-            chat = str(FIRST_CHAT + n)
-            await repo.link_identity("telegram", chat, student.id, chat)
-        starts = [now + timedelta(hours=2 + n) for n in range(STUDENTS)]
+        students = [await add_user(session, f"Student Number{n}") for n in range(len(chats))]
+        for student, account, chat in zip(students, accounts or chats, chats, strict=True):
+            await repo.link_identity(platform, account, student.id, chat)
+        starts = [now + timedelta(hours=2 + n) for n in range(len(chats))]
         rows = [
             {
                 "course_id": world.course.id,
@@ -82,14 +86,14 @@ async def due_reminders(db: Factory) -> dict[int, int]:
             {
                 "session_id": session_id,
                 "kind": REMINDER,
-                "due_at": now - timedelta(minutes=1, seconds=STUDENTS - n),
+                "due_at": now - timedelta(minutes=1, seconds=len(chats) - n),
             }
             for n, session_id in enumerate(session_ids)
         ]
         ids = await session.execute(
             insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True), jobs
         )
-        return {job_id: FIRST_CHAT + n for n, job_id in enumerate(ids.scalars())}
+        return dict(zip(ids.scalars(), chats, strict=True))
 
 
 async def statuses(db: Factory) -> Counter[str]:
@@ -120,18 +124,18 @@ def worker_process(fake: FakeTelegram, pg_url: str, folder: Path) -> subprocess.
     )
 
 
-def received(fake: FakeTelegram) -> Counter[int]:
+def received(fake: FakeTelegram) -> Counter[str]:
     """Messages each chat got (what a student saw), whoever sent them."""
-    return Counter(call.params["chat_id"] for call in fake.calls_to("sendMessage") if call.ok)
+    return Counter(str(call.params["chat_id"]) for call in fake.calls_to("sendMessage") if call.ok)
 
 
 async def test_a_worker_killed_mid_batch_loses_no_reminder_and_repeats_only_the_one_in_flight(
     pg: Factory, pg_url: str, tmp_path: Path
 ) -> None:
-    chats = await due_reminders(pg)
+    chats = await due_reminders(pg, [str(FIRST_CHAT + n) for n in range(STUDENTS)], utc_now())
     async with FakeTelegram() as fake:
         for chat in chats.values():
-            fake.user(chat)
+            fake.user(int(chat))
         fake.slow_down("sendMessage", 0.2)  # a batch takes seconds: the kill lands inside it
         first = worker_process(fake, pg_url, tmp_path)
         try:
@@ -178,7 +182,7 @@ async def test_a_worker_killed_mid_batch_loses_no_reminder_and_repeats_only_the_
     repeats = sum(count - 1 for count in got.values())
     # The known repeat: the held message went out twice, to the chat it was for; no other.
     assert repeats == in_flight
-    assert got[held[0].params["chat_id"]] == 2
+    assert got[str(held[0].params["chat_id"])] == 2
     async with pg() as session:
         attempts = Counter((await session.scalars(select(JOBS.c.attempts))).all())
     assert attempts[2] == left["pending"]  # each row the dead worker held was claimed again

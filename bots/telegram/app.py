@@ -15,10 +15,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
 
 from bots.server import wait_for_stop, web_app
 from bots.telegram.frontend import COMMANDS, TelegramApp, TelegramFrontEnd
+from bots.telegram.retries import RetryingRateLimiter
 from bots.telegram.settings import TelegramSettings
 from engine.chat.conversation import utc_now
 from engine.settings import Settings
@@ -46,7 +47,7 @@ def build_application(
         .token(telegram.token)
         .base_url(telegram.api_url)
         .base_file_url(telegram.file_url)
-        .rate_limiter(AIORateLimiter())
+        .rate_limiter(RetryingRateLimiter())  # paced, and replies retried (retries.py)
     )
     if webhook:
         builder = builder.updater(None)

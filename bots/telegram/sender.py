@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import ExtBot
 
+from bots.telegram.retries import ONCE
 from engine import observe
 from engine.followup.senders import OutButton, OutMessage, SendError
 
@@ -40,7 +43,9 @@ class TelegramSender:
             else None
         )
         try:
-            await self.bot.send_message(int(chat_id), message.text, reply_markup=markup)
+            # The outbox reschedules a failed send itself: no retries in the rate limiter.
+            once: dict[str, Any] = {"rate_limit_args": ONCE} if isinstance(self.bot, ExtBot) else {}
+            await self.bot.send_message(int(chat_id), message.text, reply_markup=markup, **once)
         except RetryAfter as error:
             report_failure(error, "sendMessage")
             wait = error.retry_after

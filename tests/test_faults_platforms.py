@@ -1,0 +1,269 @@
+"""Telegram and Slack answering 429 with a retry_after, 500, or not at all (a timeout).
+
+The fake servers inject each fault into one call (`fail_next`, `delay_next`); the real
+python-telegram-bot and slack_sdk clients meet it. For the outbox worker's sends on both
+platforms: a 429 holds every later send of that method (per channel for Slack's
+chat.postMessage, as Slack counts it) until its retry_after has passed, a 500 or a timeout is
+retried with backoff, and every reminder arrives once. For chat replies: the reply a person waits
+for is retried too, after the 429's retry_after or a short backoff, and arrives.
+
+The one repeat: a timeout after the platform accepted the message (its answer was lost on the
+way back). Nobody can tell that from a message that never arrived, so the message is sent again:
+the person sees it twice. The tests count it (exactly one per such timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, cast
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bots.platform import Platform
+from bots.slack.platform import slack_platform
+from bots.slack.sender import SlackSender
+from bots.slack.settings import SlackSettings
+from bots.worker import build_worker
+from engine.followup.reminders import WorkerSettings
+from engine.settings import Settings
+from storage.models import ReminderJob
+from tests.factories import NOW, make_world
+from tests.fake_slack import FakeSlack
+from tests.fake_telegram import FakeTelegram
+from tests.test_faults_worker import STRONG_SECRET, due_reminders
+from tests.test_telegram import SAM_TG, payload, platforms_of, start_bot, wizard
+
+Factory = async_sessionmaker[AsyncSession]
+Fault = Literal["429", "500", "timeout", "timeout_accepted"]
+FAULTS: list[Fault] = ["429", "500", "timeout", "timeout_accepted"]
+RETRY_AFTER = 1  # seconds, the 429's
+PTB_READ_TIMEOUT = 5.0  # python-telegram-bot's default: the fake holds an answer longer
+SLACK_TIMEOUT = 1  # seconds; the test's, on the product's client (slack_sdk's default is 30)
+CHATS = 3
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Sent:
+    """One message as the platform's server got it: where to, when, whether it took effect."""
+
+    chat: str
+    at: float
+    ok: bool
+    status: int
+
+
+@dataclass
+class Side:
+    """One platform's fake and what the worker sends on; `method` is the send's API method."""
+
+    name: str
+    method: str
+    platforms: list[Platform]
+    chats: list[str]
+    accounts: list[str]
+    inject: Callable[[Fault], None]
+    sends: Callable[[], list[Sent]]
+
+
+@asynccontextmanager
+async def telegram_side(pg: Factory) -> AsyncIterator[Side]:
+    async with FakeTelegram() as fake:
+        chats = [str(8200 + n) for n in range(CHATS)]
+        for chat in chats:
+            fake.user(int(chat))
+        bot = await start_bot(fake, pg)
+
+        def inject(fault: Fault) -> None:
+            if fault == "429":
+                fake.fail_next("sendMessage", retry_after=RETRY_AFTER)
+            elif fault == "500":
+                fake.fail_next("sendMessage", status=500)
+            else:
+                wait = PTB_READ_TIMEOUT + 2
+                fake.delay_next("sendMessage", wait, accepted=fault == "timeout_accepted")
+
+        def sends() -> list[Sent]:
+            return [
+                Sent(str(c.params["chat_id"]), c.at, c.ok, c.status)
+                for c in fake.calls_to("sendMessage")
+            ]
+
+        try:
+            yield Side(
+                "telegram", "sendMessage", platforms_of(bot.app, fake), chats, chats, inject, sends
+            )
+        finally:
+            await bot.app.shutdown()
+
+
+@asynccontextmanager
+async def slack_side(pg: Factory) -> AsyncIterator[Side]:
+    async with FakeSlack() as fake:
+        accounts = [f"U0S{n}" for n in range(CHATS)]
+        for account in accounts:
+            fake.add_user(account, account.lower())
+        chats = [fake.dm(account).id for account in accounts]
+        slack = SlackSettings(bot_token=fake.token, api_url=fake.base_url)
+        platform = slack_platform(slack, Settings(), pg, lambda: NOW)
+        await platform.start(False)
+        cast(SlackSender, platform.sender).client.timeout = SLACK_TIMEOUT
+
+        def inject(fault: Fault) -> None:
+            if fault == "429":
+                fake.fail_next("chat.postMessage", retry_after=RETRY_AFTER)
+            elif fault == "500":
+                fake.fail_next("chat.postMessage", status=500)
+            else:
+                wait = SLACK_TIMEOUT + 2
+                fake.delay_next("chat.postMessage", wait, accepted=fault == "timeout_accepted")
+
+        def sends() -> list[Sent]:
+            return [
+                Sent(str(c.params["channel"]), c.at, c.ok, c.status)
+                for c in fake.calls_to("chat.postMessage")
+            ]
+
+        yield Side("slack", "chat.postMessage", [platform], chats, accounts, inject, sends)
+
+
+SIDES = {"telegram": telegram_side, "slack": slack_side}
+
+
+async def jobs(db: Factory) -> dict[int, ReminderJob]:
+    async with db() as session:
+        return {job.id: job for job in (await session.scalars(select(ReminderJob))).all()}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("platform", ["telegram", "slack"])
+async def test_the_worker_retries_a_fault_paced_and_every_reminder_arrives_once(
+    pg: Factory, platform: str, fault: Fault
+) -> None:
+    async with SIDES[platform](pg) as side:
+        due = await due_reminders(pg, side.chats, NOW, side.name, side.accounts)
+        clock = Clock(NOW)
+        settings = Settings(link_secret=STRONG_SECRET)
+        worker = build_worker(settings, pg, side.platforms, clock, email=None)
+        side.inject(fault)
+        first = side.chats[0]  # its reminder is due first: the first send meets the fault
+
+        await worker.run_once()
+        after_first_pass = await jobs(pg)
+        faulted = next(job for job in after_first_pass.values() if due[job.id] == first)
+        retried_in_client = fault == "429" and side.name == "slack"  # slack_sdk's 429 handler
+        if retried_in_client:
+            assert faulted.status == "sent"
+        else:
+            assert faulted.status == "pending" and faulted.last_error
+            waited = faulted.due_at - NOW
+            if fault == "429":  # rescheduled for when the platform said
+                assert waited == timedelta(seconds=RETRY_AFTER)
+            else:  # backoff, jitter included
+                backoff = WorkerSettings().base_backoff
+                assert backoff * (1 - WorkerSettings().jitter) <= waited <= backoff
+
+        clock.now = max(job.due_at for job in after_first_pass.values())
+        while await worker.run_once():
+            pass
+
+        assert {job.status for job in (await jobs(pg)).values()} == {"sent"}
+        sends = side.sends()
+        got = Counter(s.chat for s in sends if s.ok)
+        assert set(got) == set(side.chats)  # nothing lost
+        repeats = sum(count - 1 for count in got.values())
+        # The documented repeat: accepted by the platform, answer lost, sent again.
+        assert repeats == (1 if fault == "timeout_accepted" else 0), got
+        if fault == "429":
+            (limited,) = [s for s in sends if s.status == 429]
+            held = [s for s in sends if s.at > limited.at]
+            if side.name == "slack":  # chat.postMessage is limited per channel
+                held = [s for s in held if s.chat == limited.chat]
+            assert held and all(s.at >= limited.at + RETRY_AFTER for s in held)
+
+
+# --- chat replies ------------------------------------------------------------------------------
+
+
+# Each timeout costs PTB's read timeout (5 s): the press's answer and the edited screen meet the
+# kinds that differ for them (an accepted answer retried is refused as too old; an accepted edit
+# retried is "not modified"), the sent message every fault.
+CHAT_FAULTS: list[tuple[str, Fault]] = [
+    *(("sendMessage", fault) for fault in FAULTS),
+    ("editMessageText", "429"),
+    ("editMessageText", "500"),
+    ("editMessageText", "timeout_accepted"),
+    ("answerCallbackQuery", "timeout_accepted"),
+]
+
+
+@pytest.mark.parametrize(("method", "fault"), CHAT_FAULTS)
+async def test_a_telegram_chat_reply_is_retried_paced_and_arrives(
+    pg: Factory, method: str, fault: Fault, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A student starts from a link (the bot sends the wizard) or presses a day (the bot edits
+    it); that one call meets the fault, and the screen still arrives."""
+    world = await make_world(pg)
+    async with FakeTelegram() as fake:
+        bot = await start_bot(fake, pg)
+        try:
+            sam = fake.user(SAM_TG)
+            link = payload(world, teacher_id=world.teachers[0].id)
+            pressing = method != "sendMessage"
+            if pressing:
+                await bot.say(sam, f"/start {link}")
+            _inject_telegram(fake, method, fault)
+            caplog.set_level(logging.INFO)
+            if pressing:
+                await bot.press(sam, "27")
+                shows = "Step 3 of 4"
+            else:
+                await bot.say(sam, f"/start {link}")
+                shows = "Step 2 of 4"
+        finally:
+            await bot.app.shutdown()
+        assert shows in wizard(fake, SAM_TG), fake.transcript()
+        calls = fake.calls_to(method)
+        faulted = calls[-2] if method == "editMessageText" else calls[0]
+        assert not faulted.ok or fault == "timeout_accepted"
+        later = [c for c in fake.calls if c.at > faulted.at]
+        if fault == "429":
+            assert later and all(c.at >= faulted.at + RETRY_AFTER for c in later)
+        texts = Counter(m.text for m in fake.messages(SAM_TG))
+        repeats = sum(n - 1 for n in texts.values())
+        assert repeats == (1 if fault == "timeout_accepted" and method == "sendMessage" else 0)
+        assert fake.unanswered_callback_queries() == []
+    _no_trace(caplog)
+
+
+def _inject_telegram(fake: FakeTelegram, method: str, fault: Fault) -> None:
+    if fault == "429":
+        fake.fail_next(method, retry_after=RETRY_AFTER)
+    elif fault == "500":
+        fake.fail_next(method, status=500)
+    else:
+        fake.delay_next(method, PTB_READ_TIMEOUT + 2, accepted=fault == "timeout_accepted")
+
+
+def _no_trace(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing of ours logged at ERROR: a fault that was retried away is not an error."""
+    errors = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name.split(".")[0] in ("bots", "engine", "storage")
+    ]
+    assert errors == []
