@@ -196,6 +196,7 @@ async def run_serve(*, worker: bool = True) -> None:
 
 
 async def run_worker_command() -> None:
+    from bots.server import get_server_settings
     from bots.worker import run_worker
 
     settings = get_settings()
@@ -205,7 +206,10 @@ async def run_worker_command() -> None:
         factory = make_sessionmaker(engine)
         platforms = enabled_platforms(settings, factory)
         stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(settings, factory, platforms, email(settings), stop))
+        limit = get_server_settings().shutdown_seconds
+        task = asyncio.create_task(
+            run_worker(settings, factory, platforms, email(settings), stop, limit)
+        )
         await _until_stopped_or_done(task, stop)
     finally:
         await engine.dispose()

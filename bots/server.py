@@ -16,12 +16,14 @@ from datetime import datetime
 from functools import lru_cache
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.join import join_routes
 from bots.platform import Platform
+from bots.shutdown import Deadline, InFlight, stop_platforms, stop_serving
 from bots.worker import build_worker
 from engine.followup.notify import EmailSender
 from engine.followup.reminders import utc_now
@@ -52,6 +54,15 @@ class ServerSettings(BaseSettings):
         default=True,
         description="Run the outbox worker in this process (`bookbot serve --no-worker`: off).",
     )
+    shutdown_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        description=(
+            "On SIGTERM or SIGINT, `bookbot serve` (and `bookbot worker`) finish the requests and "
+            "the send in flight for at most this long, then exit anyway; keep it under the "
+            "supervisor's kill timeout (Docker and systemd: 30 s)."
+        ),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +77,11 @@ async def _always_ready() -> dict[str, str]:
     return {}
 
 
-def web_app(routes: Sequence[web.RouteDef], ready: Readiness = _always_ready) -> web.Application:
+def web_app(
+    routes: Sequence[web.RouteDef],
+    ready: Readiness = _always_ready,
+    middlewares: Sequence[Middleware] = (),
+) -> web.Application:
     """An aiohttp app with `routes` and the health check: 200 "ok" while the process lives and
     every readiness check passes; 503 naming the failing check otherwise (a load balancer then
     sends no updates here, and Telegram and Slack retry them elsewhere or later)."""
@@ -78,16 +93,19 @@ def web_app(routes: Sequence[web.RouteDef], ready: Readiness = _always_ready) ->
             return web.Response(status=503, text=text)
         return web.Response(text="ok")
 
-    app = web.Application()
+    app = web.Application(middlewares=middlewares)
     app.add_routes([web.get(HEALTH_PATH, health), *routes])
     return app
 
 
 def build_web_app(
-    platforms: Sequence[Platform], ready: Readiness = _always_ready
+    platforms: Sequence[Platform],
+    ready: Readiness = _always_ready,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """Only the enabled platforms' routes are mounted; a clash of paths fails at start-up."""
-    return web_app([route for platform in platforms for route in platform.routes], ready)
+    routes = [route for platform in platforms for route in platform.routes]
+    return web_app(routes, ready, middlewares)
 
 
 async def startup_problems(settings: Settings, platforms: Sequence[Platform]) -> list[str]:
@@ -118,7 +136,11 @@ async def serve(
 ) -> None:
     """Start the platforms (receiving), the web app and the worker; run until `stop` is set.
 
-    Everything started is stopped again in reverse order, also when a later start fails.
+    Everything started is stopped again in reverse order, also when a later start fails. A stop
+    takes no new request, lets the requests in flight finish (a Telegram update is answered only
+    once processed) while the worker ends its current send and hands back the rest of its batch,
+    then stops the platforms; all within `server.shutdown_seconds`, after which what still runs
+    is cancelled and named in one log line (bots/shutdown.py).
     """
     started: list[Platform] = []
     outbox = (
@@ -132,10 +154,12 @@ async def serve(
             state["worker"] = "ok" if outbox.alive(time.monotonic()) else "stalled"
         return state
 
-    app = build_web_app(platforms, ready)
+    requests = InFlight()
+    app = build_web_app(platforms, ready, [requests.middleware()])
     # Join links of e-mails and invites (bots/join.py); rooms come from Jitsi, as the worker's.
     app.add_routes(join_routes(settings, factory, JitsiProvider(settings.jitsi_base_url), clock))
-    runner = web.AppRunner(app)
+    # aiohttp's own wait for busy connections only backs up the limit that stop_serving keeps.
+    runner = web.AppRunner(app, shutdown_timeout=server.shutdown_seconds + 1)
     worker: asyncio.Task[None] | None = None
     try:
         for platform in platforms:
@@ -155,8 +179,10 @@ async def serve(
         await stop.wait()
     finally:
         stop.set()
+        deadline = Deadline(server.shutdown_seconds)
+        steps = [stop_serving(runner, requests, deadline)]
         if worker is not None:
-            await worker
-        await runner.cleanup()
-        for platform in reversed(started):
-            await platform.stop()
+            steps.append(deadline.step("the outbox worker's current send", worker))
+        await asyncio.gather(*steps)
+        await stop_platforms(deadline, started)
+        deadline.report()

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform
+from bots.shutdown import Deadline, stop_platforms
 from engine.followup.dispatch import Dispatcher
 from engine.followup.housekeeping import Housekeeping
 from engine.followup.notify import EmailSender
@@ -64,14 +65,28 @@ async def run_worker(
     platforms: Sequence[Platform],
     email: EmailSender | None,
     stop: asyncio.Event,
+    shutdown_seconds: float = 25.0,
 ) -> None:
-    """Connect each platform for sending only (no webhook, no polling) and work until `stop`."""
+    """Connect each platform for sending only (no webhook, no polling) and work until `stop`.
+
+    Then, within `shutdown_seconds` (SERVE_SHUTDOWN_SECONDS), the current send finishes, the
+    rest of the batch is handed back, and the platforms stop (bots/shutdown.py).
+    """
     started: list[Platform] = []
+    running: asyncio.Task[None] | None = None
     try:
         for platform in platforms:
             await platform.start(False)
             started.append(platform)
-        await build_worker(settings, factory, platforms, email=email).run_forever(stop)
+        worker = build_worker(settings, factory, platforms, email=email)
+        running = asyncio.create_task(worker.run_forever(stop))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
     finally:
-        for platform in reversed(started):
-            await platform.stop()
+        stop.set()
+        deadline = Deadline(shutdown_seconds)
+        if running is not None:
+            await deadline.step("the outbox worker's current send", running)
+        await stop_platforms(deadline, started)
+        deadline.report()

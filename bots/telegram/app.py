@@ -1,6 +1,9 @@
 """The PTB Application, its webhook routes, and polling (development).
 
-The webhook is served by `bots/server.py` through the Telegram platform (`platform.py`).
+The webhook is served by `bots/server.py` through the Telegram platform (`platform.py`). It
+answers an update only once it was processed: Telegram forgets an update it got a 200 for, so
+an update still queued when the process stops would be lost, while one left unanswered is
+delivered again (to another process, where `processed_updates` makes a repeat a no-op).
 """
 
 from __future__ import annotations
@@ -50,14 +53,24 @@ def build_application(
         .rate_limiter(RetryingRateLimiter())  # paced, and replies retried (retries.py)
     )
     if webhook:
-        builder = builder.updater(None)
+        # Each webhook request processes its update itself (webhook_routes); as many at once as
+        # the process has database connections, so that a burst waits for a connection here,
+        # in the open request, rather than in the pool (which times out).
+        concurrent = settings.db_pool_size + settings.db_max_overflow
+        builder = builder.updater(None).concurrent_updates(concurrent)
     app = builder.build()
     TelegramFrontEnd(factory, settings, clock).register(app)
     return app
 
 
 def webhook_routes(app: TelegramApp, secret: str) -> list[web.RouteDef]:
-    """Telegram's webhook as an aiohttp route; the secret header is checked in constant time."""
+    """Telegram's webhook as an aiohttp route; the secret header is checked in constant time.
+
+    The 200 comes after the update was processed, also when a handler failed: the error
+    handler has told the person (a database outage: "Unable to book. Please try again."), and
+    a redelivery would only repeat that. An update cut off by a stop gets no answer at all, so
+    Telegram delivers it again.
+    """
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -70,7 +83,8 @@ def webhook_routes(app: TelegramApp, secret: str) -> list[web.RouteDef]:
             return web.Response(status=400, text="bad update")
         if update is None:
             return web.Response(status=400, text="bad update")
-        await app.update_queue.put(update)  # answered at once; the Application works it off
+        # Not app.update_queue: whatever sits in that queue at a stop is dropped by PTB.
+        await app.update_processor.process_update(update, app.process_update(update))
         return web.Response(text="ok")
 
     return [web.post(WEBHOOK_PATH, receive)]
