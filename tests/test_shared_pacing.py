@@ -33,6 +33,7 @@ from bots.telegram.platform import telegram_platform
 from bots.telegram.settings import TelegramSettings
 from bots.worker import build_worker
 from engine.followup.pacing import SharedPacer
+from engine.followup.reminders import Pacers
 from engine.followup.senders import RateLimits
 from storage import send_rate
 from storage.db import make_engine, make_sessionmaker
@@ -225,14 +226,46 @@ async def test_a_pause_written_by_one_worker_holds_the_others(pools: list[Factor
     turn = await other.take(key, rate)
     assert 55 < turn.delay <= 60
 
-    fake = FakeTime()
-    limits = RateLimits(per_second=30, per_chat_interval=1.0)
-    paused = SharedPacer(key, limits, one, clock=fake, sleep=fake.sleep)
-    waiting = SharedPacer(key, limits, SendRates(pools[2]), clock=fake, sleep=fake.sleep)
-    await paused.pause(120.0)  # a 429 in one process...
-    await waiting.wait("7001")  # ...holds a send in another
+    # The same through the worker's Pacers, as the Dispatcher uses them on a 429.
+    fake, platform = FakeTime(), new_key()
+    limits = {platform: RateLimits(per_second=30, per_chat_interval=1.0)}
+    paused = Pacers(limits, shared=one, clock=fake, sleep=fake.sleep)
+    waiting = Pacers(limits, shared=SendRates(pools[2]), clock=fake, sleep=fake.sleep)
+    await paused.pause(platform, 120.0)  # a 429 in one process...
+    await waiting.wait(platform, "7001")  # ...holds a send in another
     (slept,) = fake.sleeps
     assert 115 < slept <= 120
+
+
+async def test_a_429_while_a_send_waits_for_its_turn_sends_it_behind_the_pause(
+    db: Factory,
+) -> None:
+    """The turn it was given falls inside the pause: it is given up, and a new one taken."""
+    fake, asleep, held, key = FakeTime(), asyncio.Event(), asyncio.Event(), new_key()
+
+    async def sleep(seconds: float) -> None:
+        if not fake.sleeps:  # the first wait (for the turn) lasts until the test says
+            fake.sleeps.append(seconds)
+            asleep.set()
+            await held.wait()
+            fake.now += seconds
+            return
+        await fake.sleep(seconds)
+
+    pacer = SharedPacer(
+        key, RateLimits(per_second=0.5), SendRates(db), clock=fake, sleep=sleep
+    )  # a turn every 2 s
+    await pacer.wait("7001")  # the burst: at once
+    waiting = asyncio.create_task(pacer.wait("7002"))
+    await asleep.wait()
+    assert 0 < fake.sleeps[0] <= 2  # its turn, two seconds after the first
+    await pacer.pause(60.0)  # meanwhile a 429 (this worker's own)
+    held.set()
+    await waiting
+    # It waited out the pause here, then took a new turn, which the database put after the
+    # pause too (the fake clock ran ahead of the database's: that wait is still nearly all of it).
+    assert len(fake.sleeps) == 3 and fake.sleeps[1] == pytest.approx(60 - fake.sleeps[0])
+    assert 55 < fake.sleeps[2] <= 60
 
 
 # --- the database away ---------------------------------------------------------------------
