@@ -1,7 +1,8 @@
 """The deployment recipes, checked without a Docker engine: these machines have none, so what can
 be checked is checked here. `.env.example` lists exactly the settings bookbot reads; the compose
 file passes only real settings and orders db -> migrate -> bot; the Dockerfile passes hadolint and
-its install steps build a working `bookbot` in a fresh venv; the systemd units parse (and pass
+its install steps build a working `bookbot` in a fresh venv (offline here; downloading, as
+`docker build` does, in scripts/docker_install_steps.sh); the systemd units parse (and pass
 `systemd-analyze verify` where systemd is installed)."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib
+import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -396,16 +399,67 @@ def build_context_copy(source: str, destination: Path, patterns: list[str]) -> N
 
 
 def fresh_venv_environment(venv: Path) -> dict[str, str]:
-    """The test run's environment (pip's offline configuration included) minus its virtualenv."""
+    """The test run's environment (pip's configuration included) minus its virtualenv."""
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
+ONLINE = os.environ.get("BOOKBOT_INSTALL_ONLINE") == "1"
+"""Set by scripts/docker_install_steps.sh: the lock step then downloads, as `docker build` does.
+In the test suite, which reaches nothing beyond 127.0.0.1, the locked files come from this venv."""
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked(lock: Path) -> dict[str, str]:
+    """The distributions a pip-compile lock pins, with their versions."""
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", lock.read_text(), re.M)
+    return {canonical(name): version for name, version in pins}
+
+
+def install_locked_offline(venv: Path, lock: Path) -> None:
+    """The lock step without a network: every distribution the lock pins, at the pinned version,
+    linked file by file from this test run's venv (installed from the same pins by
+    scripts/_venv.sh, with the same pip flags). Only those: pytest, mypy and the other test tools
+    stay invisible, so a runtime dependency missing from the lock still fails the checks."""
+    python = venv / "bin" / "python"
+    present = {
+        canonical(d["name"])
+        for d in json.loads(run_in(python, "-m", "pip", "list", "--format=json"))
+    }
+    pins = locked(lock)
+    older = sorted(present & set(pins))  # the venv's own setuptools: pip would replace it too
+    if older:
+        run_in(python, "-m", "pip", "uninstall", "--yes", *older)
+    site = Path(
+        run_in(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip()
+    )
+    for name, version in pins.items():
+        dist = importlib.metadata.distribution(name)
+        assert dist.version == version, f"{name}: this venv has {dist.version}, the lock {version}"
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            target = site / file
+            if file.parts[0] != ".." and source.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(source)
+
+
+def run_in(*command: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def run_install_steps(app: Path, venv: Path) -> list[str]:
     """The Dockerfile's COPYs into `app` (its WORKDIR) and its `python -m pip install` steps with
     the venv's python, in order; the only other RUN, creating the user, needs root and installs
-    nothing. Returns the install commands run."""
+    nothing. Offline, the lock step is `install_locked_offline`. Returns the commands run."""
     patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -422,7 +476,11 @@ def run_install_steps(app: Path, venv: Path) -> list[str]:
             for source in sources:
                 build_context_copy(source, destination, patterns)
         elif step.keyword == "RUN" and step.arguments.startswith(PIP):
-            subprocess.run(step.arguments, shell=True, cwd=app, env=env, check=True)
+            lock = re.search(r"-r (\S+)", step.arguments)
+            if lock and not ONLINE:
+                install_locked_offline(venv, app / lock[1])
+            else:
+                subprocess.run(step.arguments, shell=True, cwd=app, env=env, check=True)
             ran.append(step.arguments)
         elif step.keyword == "RUN":
             assert step.arguments.startswith("useradd "), f"an install step not run: {step}"
@@ -441,16 +499,8 @@ def test_dockerfile_install_steps_give_a_working_bookbot_in_a_fresh_venv(tmp_pat
     bookbot, python = venv / "bin" / "bookbot", venv / "bin" / "python"
 
     def run(*command: str | Path) -> str:
-        done = subprocess.run(
-            [str(c) for c in command],
-            cwd=elsewhere,  # not the app folder: systemd runs it from its state directory
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        # Not from the app folder: systemd runs it from its state directory.
+        return run_in(*command, cwd=elsewhere, env=env)
 
     assert "serve" in run(bookbot, "--help")
     where = run(
