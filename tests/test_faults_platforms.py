@@ -34,10 +34,13 @@ from bots.worker import build_worker
 from engine.followup.reminders import WorkerSettings
 from engine.settings import Settings
 from storage.models import ReminderJob
+from tests import test_slack_app
 from tests.factories import NOW, make_world
 from tests.fake_slack import FakeSlack
 from tests.fake_telegram import FakeTelegram
 from tests.test_faults_worker import STRONG_SECRET, due_reminders
+from tests.test_slack_app import Slack
+from tests.test_slack_booking import CORA, Staff, _coordinator, _for_sam
 from tests.test_telegram import SAM_TG, payload, platforms_of, start_bot, wizard
 
 Factory = async_sessionmaker[AsyncSession]
@@ -45,8 +48,10 @@ Fault = Literal["429", "500", "timeout", "timeout_accepted"]
 FAULTS: list[Fault] = ["429", "500", "timeout", "timeout_accepted"]
 RETRY_AFTER = 1  # seconds, the 429's
 PTB_READ_TIMEOUT = 5.0  # python-telegram-bot's default: the fake holds an answer longer
+SLACK_FIRST_BACKOFF = 0.5  # slack_sdk's first wait before a retry, before its jitter
 SLACK_TIMEOUT = 1  # seconds; the test's, on the product's client (slack_sdk's default is 30)
 CHATS = 3
+slack = test_slack_app.slack  # the fixture: the bolt app behind aiohttp, and the fake Slack
 
 
 class Clock:
@@ -165,7 +170,8 @@ async def test_the_worker_retries_a_fault_paced_and_every_reminder_arrives_once(
         await worker.run_once()
         after_first_pass = await jobs(pg)
         faulted = next(job for job in after_first_pass.values() if due[job.id] == first)
-        retried_in_client = fault == "429" and side.name == "slack"  # slack_sdk's 429 handler
+        # slack_sdk's retry handlers (bots/slack/client.py) try a 429 and a 500 again at once.
+        retried_in_client = side.name == "slack" and fault in ("429", "500")
         if retried_in_client:
             assert faulted.status == "sent"
         else:
@@ -188,6 +194,10 @@ async def test_the_worker_retries_a_fault_paced_and_every_reminder_arrives_once(
         repeats = sum(count - 1 for count in got.values())
         # The documented repeat: accepted by the platform, answer lost, sent again.
         assert repeats == (1 if fault == "timeout_accepted" else 0), got
+        if retried_in_client and fault == "500":
+            (failed,) = [s for s in sends if s.status == 500]
+            retry = next(s for s in sends if s.chat == failed.chat and s.at > failed.at)
+            assert retry.at - failed.at >= SLACK_FIRST_BACKOFF
         if fault == "429":
             (limited,) = [s for s in sends if s.status == 429]
             held = [s for s in sends if s.at > limited.at]
@@ -267,3 +277,24 @@ def _no_trace(caplog: pytest.LogCaptureFixture) -> None:
         if r.levelno >= logging.ERROR and r.name.split(".")[0] in ("bots", "engine", "storage")
     ]
     assert errors == []
+
+
+@pytest.mark.parametrize("fault", ["500"])
+async def test_a_slack_chat_reply_is_retried_and_arrives(
+    slack: Slack, pg: Factory, fault: Fault, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A coordinator's click redraws the booking modal (views.update); that call meets the
+    fault, and the next step still shows (a 429 is test_slack_booking's)."""
+    world = await make_world(pg)
+    await _coordinator(pg, slack.fake, CORA, "Cora Coordinator")
+    staff = Staff(slack, CORA)
+    await _for_sam(staff, world)
+    slack.fake.fail_next("views.update", status=500)
+    caplog.set_level(logging.INFO)
+    assert await staff.click("Book with Ada Lovelace") == 200
+    log = slack.fake.method_log()
+    assert log[-1] == "views.update:ok", log
+    assert any(
+        e.get("type") == "datepicker" for b in staff.view["blocks"] for e in b.get("elements", [])
+    )
+    _no_trace(caplog)

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -179,5 +180,11 @@ def make_client(slack: SlackSettings, pacer: Pacer | None = None) -> AsyncWebCli
         pacer=pacer,
         token=slack.bot_token,
         base_url=slack.api_url,
-        retry_handlers=[AsyncConnectionErrorRetryHandler(), PacedRateLimitRetry(pacer)],
+        # A dropped connection and a 500 or 503 are tried once more after a short backoff, so
+        # that the screen a person waits for still arrives (tests/test_faults_platforms.py).
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncServerErrorRetryHandler(),
+            PacedRateLimitRetry(pacer),
+        ],
     )
