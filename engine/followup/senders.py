@@ -28,7 +28,8 @@ class RateLimits:
     """How fast one platform accepts messages: the worker paces each platform by its own.
 
     `per_second`: all sends of the bot/app together, by every worker (None: the platform sets
-    no overall limit); `burst`: how many of those may go at once after a quiet spell;
+    no overall limit); `burst`: how many of those may go at once after a quiet spell (with the
+    shared rate, engine/followup/pacing.py; a process pacing alone spaces every send);
     `per_chat_interval`: seconds between two messages to the same chat or channel.
     """
 
