@@ -26,6 +26,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.server import ServerSettings, serve
+from bots.slack.app import EVENTS_PATH
+from bots.slack.platform import slack_platform
+from bots.slack.settings import SlackSettings
 from bots.telegram.app import SECRET_HEADER, WEBHOOK_PATH, build_application
 from bots.telegram.frontend import TelegramApp
 from bots.telegram.platform import telegram_platform
@@ -35,7 +38,9 @@ from engine.links import LinkClaims, sign
 from engine.settings import Settings
 from storage.models import ProcessedUpdate, ReminderJob, Session
 from tests.factories import NOW, add_user, enroll, make_world
+from tests.fake_slack import FakeSlack
 from tests.fake_telegram import FakeTelegram
+from tests.slack_requests import slash_command
 from tests.test_flow import book_elsewhere
 from tests.test_server import dummy, healthy, until
 from tests.test_telegram import (
@@ -78,7 +83,7 @@ async def refused(port: int) -> bool:
 class Held:
     """A Bot API method held at the fake until released: the bot's reply is in flight."""
 
-    def __init__(self, fake: FakeTelegram, method: str) -> None:
+    def __init__(self, fake: FakeTelegram | FakeSlack, method: str) -> None:
         self.arrived = asyncio.Event()
         self.released = asyncio.Event()
         fake.on_next(method, self._hold)
@@ -157,6 +162,43 @@ async def test_a_stop_with_a_hanging_update_ends_at_the_limit_leaving_it_unanswe
         if app.running:
             await app.stop()
         await app.shutdown()
+
+
+async def test_a_slack_command_acknowledged_but_still_in_its_listener_is_finished_at_a_stop(
+    pg: Factory, unused_tcp_port: int
+) -> None:
+    """Bolt answers Slack only once the listener ran (process_before_response), so the stop
+    waits for it like for a Telegram update: the reply is posted, then the 200 goes out."""
+    world = await make_world(pg)
+    async with FakeSlack() as fake:
+        fake.add_user("U0ADA", "ada", email=world.teachers[0].email, tz="UTC")
+        secret = "slack-signing-secret-for-shutdown"
+        slack = SlackSettings(bot_token=fake.token, signing_secret=secret, api_url=fake.base_url)
+        platform = slack_platform(slack, Settings(), pg, lambda: NOW)
+        stop = asyncio.Event()
+        server = ServerSettings(host="127.0.0.1", port=unused_tcp_port, worker=False)
+        running = asyncio.create_task(serve(Settings(), pg, [platform], None, server, stop))
+        await until(lambda: healthy(unused_tcp_port))
+        held = Held(fake, "chat.postMessage")
+        command = slash_command(
+            secret,
+            command="/mysessions",
+            text="",
+            user_id="U0ADA",
+            trigger_id=fake.trigger_id(),
+            response_url=fake.response_url(),
+        )
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{unused_tcp_port}{EVENTS_PATH}"
+            answer = asyncio.create_task(command.post(http, url))
+            await asyncio.wait_for(held.arrived.wait(), 10)
+            stop.set()
+            await until(lambda: refused(unused_tcp_port))
+            assert not answer.done() and not running.done()
+            held.released.set()
+            assert (await answer)[0] == 200
+        await asyncio.wait_for(running, 10)
+        assert [call.ok for call in fake.calls_to("chat.postMessage")] == [True]
 
 
 class HeldEmail:

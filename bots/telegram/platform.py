@@ -44,6 +44,7 @@ def telegram_platform(app: TelegramApp, telegram: TelegramSettings) -> Platform:
             )
 
     async def stop() -> None:
+        """Last at a stop: `serve` has finished (or cut off) the webhook's requests by now."""
         if app.running:
             await app.stop()
         await app.shutdown()
