@@ -327,7 +327,12 @@ async def test_both_people_get_the_invite_by_email_each_written_for_them(
         assert any(u.startswith("https://outlook.office.com/calendar/") for u in texts)
         assert any(u.startswith("https://outlook.live.com/calendar/") for u in texts)
         assert manage_url(email).startswith(f"https://t.me/{fake.username}?start=")
-    assert invites[0] == invites[1]  # one invite, the same for both people
+    # One invite, the same for both people but for each one's own join link (LOCATION, URL).
+    events = [icalendar.Calendar.from_ical(data).events[0] for data in invites]
+    links = [str(event.pop("LOCATION")) for event in events]
+    assert [str(event.pop("URL")) for event in events] == links
+    assert links[0] != links[1] and all("/join/" in link for link in links)
+    assert events[0].to_ical() == events[1].to_ical()
     sam, ada = mails["sam.student@example.edu"], mails["ada.lovelace@example.edu"]
     assert sam["subject"].startswith("Session Booked! Calculus I with Ada Lovelace, ")
     assert (
