@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.join import join_routes
 from bots.platform import Platform
-from bots.shutdown import Deadline, InFlight, stop_platforms, stop_serving
+from bots.shutdown import WORKER_SEND, Deadline, InFlight, stop_platforms, stop_serving
 from bots.worker import build_worker
 from engine.followup.notify import EmailSender
 from engine.followup.reminders import utc_now
@@ -182,7 +182,7 @@ async def serve(
         deadline = Deadline(server.shutdown_seconds)
         steps = [stop_serving(runner, requests, deadline)]
         if worker is not None:
-            steps.append(deadline.step("the outbox worker's current send", worker))
+            steps.append(deadline.step(WORKER_SEND, worker))
         await asyncio.gather(*steps)
         await stop_platforms(deadline, started)
         deadline.report()

@@ -3,8 +3,9 @@
 A stop first finishes what was accepted: an update answered only after it was processed, the
 outbox worker's current send. Whatever still runs at the limit is cancelled and named in one log
 line, so that the process exits before Docker or systemd kill it. A request cancelled this way
-gets no answer, so Telegram and Slack deliver it again, to another process; `processed_updates`
-makes that repeat a no-op if the first attempt got as far as its commit.
+gets no answer, so Telegram delivers it again, to another process, where `processed_updates`
+makes the repeat a no-op if the first attempt got as far as its commit (Slack retries its
+events likewise; a command or click cut off shows the person Slack's error, to try again).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from aiohttp.typedefs import Handler, Middleware
 from bots.platform import Platform
 
 log = logging.getLogger(__name__)
+
+WORKER_SEND = "the outbox worker's current send (the jobs it claimed wait out their lease)"
+"""How a worker cut off at the limit is named: whatever it had claimed and not recorded is sent
+by a worker (here or elsewhere) once the lease ends, as after a crash."""
 
 
 class Deadline:
@@ -90,11 +95,9 @@ class InFlight:
 
         return track
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     async def finished(self) -> None:
-        """Until no request is in flight (one may still start on a connection that was busy)."""
+        """Until no request is in flight (a connection accepted just as listening stopped may
+        still bring one)."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 

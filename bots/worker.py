@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.platform import Platform
-from bots.shutdown import Deadline, stop_platforms
+from bots.shutdown import WORKER_SEND, Deadline, stop_platforms
 from engine.followup.dispatch import Dispatcher
 from engine.followup.housekeeping import Housekeeping
 from engine.followup.notify import EmailSender
@@ -87,6 +87,6 @@ async def run_worker(
         stop.set()
         deadline = Deadline(shutdown_seconds)
         if running is not None:
-            await deadline.step("the outbox worker's current send", running)
+            await deadline.step(WORKER_SEND, running)
         await stop_platforms(deadline, started)
         deadline.report()
