@@ -2,8 +2,9 @@
 finished and only then answered, nothing new is taken, the worker hands back what it never
 started, and a stop that hangs still ends at SERVE_SHUTDOWN_SECONDS.
 
-The last test is the fault test with real processes: two `bookbot serve` on one database, the
-first one sent SIGTERM in the middle of a burst, Telegram's redeliveries going to the second.
+The last two tests run two real `bookbot serve` processes on one database: the fault test
+sends the first one SIGTERM in the middle of a burst, Telegram's redeliveries going to the
+second; the other alternates each chat between them and races two students for one slot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,14 @@ from bots.telegram.app import SECRET_HEADER, WEBHOOK_PATH, build_application
 from bots.telegram.frontend import TelegramApp
 from bots.telegram.platform import telegram_platform
 from bots.worker import run_worker
+from engine.chat.screens import Kind, decode
 from engine.followup.notify import EmailContent
 from engine.links import LinkClaims, sign
 from engine.settings import Settings
 from storage.models import ProcessedUpdate, ReminderJob, Session
 from tests.factories import NOW, add_user, enroll, make_world
 from tests.fake_slack import FakeSlack
-from tests.fake_telegram import FakeTelegram
+from tests.fake_telegram import FakeTelegram, FakeUser
 from tests.slack_requests import slash_command
 from tests.test_flow import book_elsewhere
 from tests.test_server import dummy, healthy, until
@@ -332,64 +334,83 @@ def bot_calls_by_chat(fake: FakeTelegram, query_chats: dict[str, int]) -> dict[i
     return calls
 
 
+@dataclass
+class Serve:
+    """One `bookbot serve` subprocess on the test database, answering the fake Telegram."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+
+    def log(self) -> str:
+        return (self.folder / f"serve-{self.port}.err").read_text()
+
+
+@pytest.fixture
+async def two_serves(
+    fake: FakeTelegram, pg_url: str, tmp_path: Path, unused_tcp_port_factory: Callable[[], int]
+) -> AsyncIterator[tuple[Serve, Serve]]:
+    """Processes A and B, both answering; stopped at the end if a test left them running."""
+    fake.flood = None  # the fake's flood control would only slow these tests down
+    serves = []
+    for _ in range(2):
+        port = unused_tcp_port_factory()
+        serves.append(Serve(await start_serve(fake, pg_url, port, tmp_path), port, tmp_path))
+    a, b = serves
+    try:
+        await until(lambda: healthy(a.port), 120)
+        await until(lambda: healthy(b.port), 120)
+        yield a, b
+    finally:
+        for serve_ in serves:
+            if serve_.process.returncode is None:
+                serve_.process.terminate()
+                await serve_.process.wait()
+
+
 async def test_a_serve_process_stopped_by_sigterm_mid_burst_loses_and_repeats_nothing(
-    fake: FakeTelegram,
-    pg: Factory,
-    pg_url: str,
-    tmp_path: Path,
-    unused_tcp_port_factory: Callable[[], int],
+    fake: FakeTelegram, pg: Factory, two_serves: tuple[Serve, Serve]
 ) -> None:
     """Each chat links, presses "Schedule Later" and asks /mysessions, all chats at once, like
     Telegram through a load balancer: every update goes to A first and, when A refuses it or
     closes the connection unanswered, to B. A gets SIGTERM a third of the way in. Then: A
     exited by itself with 0; every update got exactly one 200; every update_id is in
     processed_updates; each student has one session; every chat saw the same calls."""
-    fake.flood = None  # the fake's flood control would only slow this down
+    a, b = two_serves
     links = await students(pg, CHATS)
-    port_a, port_b = unused_tcp_port_factory(), unused_tcp_port_factory()
-    a = await start_serve(fake, pg_url, port_a, tmp_path)
-    b = await start_serve(fake, pg_url, port_b, tmp_path)
-    url_a = f"http://127.0.0.1:{port_a}{WEBHOOK_PATH}"
-    url_b = f"http://127.0.0.1:{port_b}{WEBHOOK_PATH}"
     statuses: dict[int, list[tuple[str, int | None]]] = {}
     query_chats: dict[str, int] = {}
     answered = Counter[str]()
-    try:
-        await until(lambda: healthy(port_a), 120)
-        await until(lambda: healthy(port_b), 120)
+    async with aiohttp.ClientSession() as client:
 
-        async with aiohttp.ClientSession() as client:
+        async def deliver(update: JSONDict) -> None:
+            tried = statuses.setdefault(update["update_id"], [])
+            for name, url in (("A", a.url), ("B", b.url)):
+                status = await post(client, url, update, HOOK_SECRET)
+                tried.append((name, status))
+                if status == 200:
+                    answered[name] += 1
+                    if name == "A" and answered["A"] == CHATS:  # a third of the burst
+                        a.process.send_signal(signal.SIGTERM)
+                    return
 
-            async def deliver(update: JSONDict) -> None:
-                tried = statuses.setdefault(update["update_id"], [])
-                for name, url in (("A", url_a), ("B", url_b)):
-                    status = await post(client, url, update, HOOK_SECRET)
-                    tried.append((name, status))
-                    if status == 200:
-                        answered[name] += 1
-                        if name == "A" and answered["A"] == CHATS:  # a third of the burst
-                            a.send_signal(signal.SIGTERM)
-                        return
+        async def chat(n: int) -> None:
+            person = fake.user(8000 + n, f"Student {n}")
+            await deliver(person.send_text(f"/start {links[n]}"))
+            press = person.press("Schedule Later")
+            query_chats[press["callback_query"]["id"]] = person.id
+            await deliver(press)
+            await deliver(person.send_text("/mysessions"))
 
-            async def chat(n: int) -> None:
-                person = fake.user(8000 + n, f"Student {n}")
-                await deliver(person.send_text(f"/start {links[n]}"))
-                press = person.press("Schedule Later")
-                query_chats[press["callback_query"]["id"]] = person.id
-                await deliver(press)
-                await deliver(person.send_text("/mysessions"))
+        await asyncio.wait_for(asyncio.gather(*(chat(n) for n in range(CHATS))), 60)
+    exit_code = await asyncio.wait_for(a.process.wait(), LIMIT + 10)
 
-            await asyncio.wait_for(asyncio.gather(*(chat(n) for n in range(CHATS))), 60)
-        exit_code = await asyncio.wait_for(a.wait(), LIMIT + 10)
-    finally:
-        for process in (a, b):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
-
-    a_log = (tmp_path / f"serve-{port_a}.err").read_text()
-    assert exit_code == 0, a_log
-    assert "abandoned" not in a_log  # everything in flight at the SIGTERM was finished
+    assert exit_code == 0, a.log()
+    assert "abandoned" not in a.log()  # everything in flight at the SIGTERM was finished
     final = {update_id: [s for _, s in tried].count(200) for update_id, tried in statuses.items()}
     assert len(final) == 3 * CHATS and set(final.values()) == {1}, statuses
     assert answered["A"] >= CHATS and answered["B"] > 0, answered  # B served the rest
@@ -402,3 +423,50 @@ async def test_a_serve_process_stopped_by_sigterm_mid_burst_loses_and_repeats_no
     assert len(per_chat) == CHATS
     assert len({tuple(calls) for calls in per_chat.values()}) == 1, per_chat
     assert fake.unanswered_callback_queries() == []
+
+
+def first_button(fake: FakeTelegram, person: FakeUser, kind: Kind) -> JSONDict:
+    """Press the first button of this kind on the newest message showing one (the calendar's
+    first free day, the first free time: the processes run on the real clock)."""
+    for message in reversed(fake.messages(person.id)):
+        for row in [] if message.deleted else message.button_rows:
+            for button in row:
+                decoded = decode(button.get("callback_data", ""))
+                if decoded is not None and decoded[1].kind is kind:
+                    return person.press(button["text"], message.message_id)
+    raise AssertionError(f"no {kind.name} button in chat {person.id}")
+
+
+async def test_two_serve_processes_taking_turns_are_one_bot_and_book_a_contested_slot_once(
+    fake: FakeTelegram, pg: Factory, two_serves: tuple[Serve, Serve]
+) -> None:
+    """Two students book the same ST, day and time, each chat's updates alternating between
+    the processes (the wizard lives in the database, so either process continues it); their
+    "Book Session" presses reach A and B at the same moment, and only one gets the slot."""
+    processes = two_serves
+    links = await students(pg, 2)
+    people = [fake.user(8100 + n, f"Student {n}") for n in range(2)]
+
+    async def deliver(n: int, turn: int, update: JSONDict) -> None:
+        url = processes[(n + turn) % 2].url
+        async with aiohttp.ClientSession() as client:
+            assert await post(client, url, update, HOOK_SECRET) == 200
+
+    for n, person in enumerate(people):
+        await deliver(n, 0, person.send_text(f"/start {links[n]}"))
+        await deliver(n, 1, person.press("Book with Ada Lovelace"))
+        await deliver(n, 2, first_button(fake, person, Kind.PICK_DATE))
+        await deliver(n, 3, first_button(fake, person, Kind.PICK_SLOT))
+    confirms = [first_button(fake, person, Kind.CONFIRM) for person in people]
+    await asyncio.gather(*(deliver(n, 4, update) for n, update in enumerate(confirms)))
+
+    outcomes = sorted(
+        "booked" if "Session Booked!" in texts(fake, person.id) else "taken" for person in people
+    )
+    assert outcomes == ["booked", "taken"]
+    loser = next(p for p in people if "Session Booked!" not in texts(fake, p.id))
+    assert "This time is no longer available. Select another." in texts(fake, loser.id)
+    async with pg() as session:
+        assert len(list(await session.scalars(select(Session.id)))) == 1
+        processed = set(await session.scalars(select(ProcessedUpdate.update_id)))
+    assert len(processed) == 2 * 5
