@@ -5,13 +5,19 @@ parameters (message texts, the webhook secret) at DEBUG. Those loggers are quiet
 on the root logger's handlers redacts every configured secret from the message, its arguments,
 exception text and stack, so a logger turned up later, or an exception quoting a URL, leaks
 nothing. (A filter on a logger would miss records propagated from its children.)
+
+`LOG_FORMAT=json` writes each record as one JSON object a line (time in UTC, level, logger,
+message, and the record's `extra=` fields, such as each chat update's platform, kind, steps,
+outcome and milliseconds from engine/observe.py); the filter runs before either format.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TextIO
 from urllib.parse import quote
 
@@ -51,6 +57,18 @@ def secrets_of(settings: Settings, others: Iterable[str | None] = ()) -> list[st
     return sorted(found, key=len, reverse=True)  # longest first: no half-redacted remainder
 
 
+# Every attribute a plain LogRecord has: the rest came in through `extra=`.
+STANDARD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in vars(record).items() if k not in STANDARD_FIELDS}
+
+
 class RedactSecrets(logging.Filter):
     """Replaces secrets in a record's final text; the record goes on, only its words change.
 
@@ -73,6 +91,9 @@ class RedactSecrets(logging.Filter):
         except Exception:  # bad %-arguments: keep what there is rather than drop the record
             message = f"{record.msg} {record.args}"
         record.msg, record.args = self.redact(message), None
+        for name, value in extra_fields(record).items():
+            if isinstance(value, str):
+                setattr(record, name, self.redact(value))
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
@@ -83,6 +104,33 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, for a log collector: time (UTC, ISO 8601), level, logger,
+    message, then the record's `extra=` fields, and the (redacted) traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in extra_fields(record).items():
+            entry.setdefault(name, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def formatter(settings: Settings) -> logging.Formatter:
+    """LOG_FORMAT: text for a terminal, JSON for production."""
+    return JsonFormatter() if settings.log_format == "json" else logging.Formatter(FORMAT)
+
+
 def configure_logging(
     settings: Settings,
     *,
@@ -90,7 +138,8 @@ def configure_logging(
     stream: TextIO | None = None,
     secrets: Iterable[str | None] = (),
 ) -> logging.Handler:
-    """Root handler at `level` with the redacting filter, on every root handler; quiet loggers.
+    """Root handler at `level` in the LOG_FORMAT of `settings`, the redacting filter on every
+    root handler; quiet loggers.
 
     Calling it again replaces the handler it installed before (tests, repeated commands).
     """
@@ -99,7 +148,7 @@ def configure_logging(
         root.removeHandler(old)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.bookbot = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(formatter(settings))
     root.addHandler(handler)
     root.setLevel(level)
     redact = RedactSecrets(secrets_of(settings, secrets))

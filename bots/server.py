@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bots.join import join_routes
+from bots.metrics import metrics_routes
 from bots.platform import Platform
 from bots.shutdown import WORKER_SEND, Deadline, InFlight, stop_platforms, stop_serving
 from bots.worker import build_worker
@@ -158,6 +159,7 @@ async def serve(
     app = build_web_app(platforms, ready, [requests.middleware()])
     # Join links of e-mails and invites (bots/join.py); rooms come from Jitsi, as the worker's.
     app.add_routes(join_routes(settings, factory, JitsiProvider(settings.jitsi_base_url), clock))
+    app.add_routes(metrics_routes(factory))  # this process's own counts (bots/metrics.py)
     # aiohttp's own wait for busy connections only backs up the limit that stop_serving keeps.
     runner = web.AppRunner(app, shutdown_timeout=server.shutdown_seconds + 1)
     worker: asyncio.Task[None] | None = None

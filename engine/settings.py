@@ -5,6 +5,7 @@ names), so adding a platform changes nothing here."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,10 @@ class Settings(BaseSettings):
     log_level: str | None = Field(
         default=None,
         description="Root log level; unset: INFO for telegram/serve/worker, WARNING otherwise.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text (development) or one JSON object a line (production).",
     )
     db_pool_size: int = Field(
         default=10, ge=1, description="Connections each process keeps open to PostgreSQL."

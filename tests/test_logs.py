@@ -7,10 +7,12 @@ record at DEBUG goes through `bots.logs.configure_logging`'s handler into a buff
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bots.logs import QUIET, REDACTED, configure_logging
 from bots.telegram.app import build_application
 from bots.worker import build_worker
+from engine import observe
 from engine.booking import Booked, BookingFailed, BookingRequest, book_session
 from storage.models import ReminderJob, User
 from storage.uow import UnitOfWork
@@ -30,6 +33,8 @@ from tests.test_reminders import FRIDAY_10, Clock, linked_world
 from tests.test_telegram import (
     SAM_TG,
     WEBHOOK_SECRET,
+    Bot,
+    book_to_confirm,
     payload,
     platforms_of,
     settings_for,
@@ -213,3 +218,90 @@ async def test_the_slack_app_at_debug_logs_no_name_address_note_or_token(
         slack.fake.token,
     ):
         assert private not in written, private
+
+
+# --- LOG_FORMAT=json: one JSON object a line ----------------------------------------------------
+def json_lines(written: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in written.splitlines()]
+
+
+async def test_json_logs_give_one_line_per_update_with_its_fields_and_no_personal_data(
+    fake_with_known_token: FakeTelegram, pg: Factory, restore_logging: None
+) -> None:
+    fake = fake_with_known_token
+    settings = settings_for(fake).model_copy(update={"log_format": "json"})
+    telegram = telegram_settings_for(fake)
+    logs = io.StringIO()
+    configure_logging(settings, level=logging.INFO, stream=logs, secrets=telegram.secrets())
+    world = await make_world(pg)
+    address = "quentin.recognisable@example.edu"  # a valid one: the invite carries it
+    async with pg() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == world.student.id).values(name=NAME, email=address)
+        )
+    app = build_application(settings, telegram, pg, webhook=True, clock=lambda: NOW)
+    await app.initialize()
+    try:
+        bot = Bot(app, fake)
+        sam = fake.user(SAM_TG, "Sam")
+        await book_to_confirm(bot, sam, world)
+        await bot.press(sam, "Add a note")
+        await bot.say(sam, NOTE)
+        await bot.press(sam, "Book Session")
+    finally:
+        await app.shutdown()
+
+    written = logs.getvalue()
+    lines = json_lines(written)  # every line is JSON, whoever logged it
+    updates = [line for line in lines if line["logger"] == "bookbot.updates"]
+    assert [(u["kind"], u["step_before"], u["step_after"]) for u in updates] == [
+        ("start", "idle", "choose_st"),
+        ("press", "choose_st", "choose_date"),
+        ("press", "choose_date", "choose_time"),
+        ("press", "choose_time", "confirm"),
+        ("press", "confirm", "note"),
+        ("text", "note", "confirm"),
+        ("press", "confirm", "success"),  # one update: the loading step and the booking
+    ]
+    for line in updates:
+        assert line["platform"] == "telegram" and line["outcome"] == "ok"
+        assert line["user_id"] == world.student.id and line["level"] == "INFO"
+        assert isinstance(line["milliseconds"], float) and line["milliseconds"] >= 0
+        assert datetime.fromisoformat(line["time"]).utcoffset() == timedelta(0)
+        assert "telegram" in line["message"]
+    assert "Session Booked!" in texts(fake, SAM_TG)
+    for private in (NOTE, "QX7731", NAME, address, "Ada Lovelace", TOKEN, TOKEN.split(":")[1]):
+        assert private not in written
+
+
+def test_json_logs_are_redacted_in_the_message_the_fields_and_the_traceback(
+    restore_logging: None,
+) -> None:
+    settings = settings_for(FakeTelegram(token=TOKEN)).model_copy(update={"log_format": "json"})
+    logs = io.StringIO()
+    configure_logging(settings, level=logging.INFO, stream=logs, secrets=[TOKEN])
+    url = f"https://api.telegram.org/bot{TOKEN}/getMe"
+    try:
+        raise RuntimeError(f"GET {url} failed")
+    except RuntimeError:
+        logging.getLogger("some.child").exception("calling %s", url, extra={"url": url, "n": 3})
+
+    (line,) = json_lines(logs.getvalue())
+    assert TOKEN not in logs.getvalue()
+    assert line["message"] == f"calling https://api.telegram.org/bot{REDACTED}/getMe"
+    assert line["url"] == f"https://api.telegram.org/bot{REDACTED}/getMe" and line["n"] == 3
+    assert REDACTED in line["exception"] and "RuntimeError" in line["exception"]
+    assert (line["level"], line["logger"]) == ("ERROR", "some.child")
+
+
+def test_text_is_the_default_format_and_says_the_same_in_words(restore_logging: None) -> None:
+    logs = io.StringIO()
+    configure_logging(settings_for(FakeTelegram(token=TOKEN)), level=logging.INFO, stream=logs)
+    observe.update_handled(
+        observe.UpdateHandled("slack", "press", "confirm", "success", "ok", 12.5, 42)
+    )
+    written = logs.getvalue()
+    assert "INFO bookbot.updates: slack press by user 42: confirm -> success, ok in 12.5 ms" in (
+        written
+    )
+    assert not written.startswith("{")

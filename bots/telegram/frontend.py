@@ -33,7 +33,6 @@ from telegram.ext import (
 )
 
 from bots.telegram import render
-from bots.telegram.sender import report_failure
 from engine.accounts import Accounts, AlreadyLinked
 from engine.chat import flow
 from engine.chat import messages as m
@@ -360,8 +359,6 @@ class TelegramFrontEnd:
 
     async def failed(self, update: object, context: Context) -> None:
         """Log the trace; the person gets a plain sentence, never a stack trace."""
-        if isinstance(context.error, TelegramError):  # a reply refused (429), timed out, failed
-            report_failure(context.error, "reply")
         if context.error is not None and database_unavailable(context.error):
             await self._database_unavailable(update, context)
             return

@@ -25,8 +25,10 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter
+
+from engine import observe
 
 JSONDict = dict[str, Any]
 Result = bool | JSONDict | list[JSONDict]
@@ -44,6 +46,17 @@ class _Later(Exception):
     def __init__(self, error: RetryAfter) -> None:
         super().__init__("retry after")
         self.error = error
+
+
+def report_failure(error: TelegramError, method: str) -> None:
+    """Count a refused or failed attempt for /metrics (bots/metrics.py): a 429, a timeout, or
+    another error. Every Bot API call, the worker's sends and the chat's replies, passes here."""
+    kind = "error"
+    if isinstance(error, RetryAfter):
+        kind = "rate_limited"
+    elif isinstance(error, TimedOut):
+        kind = "timeout"
+    observe.report(observe.PlatformCallFailed("telegram", kind, method))
 
 
 def _seconds(error: RetryAfter) -> float:
@@ -83,17 +96,23 @@ class RetryingRateLimiter(AIORateLimiter):
             try:
                 return await super().process_request(call, args, kwargs, endpoint, data, None)
             except _Later as later:
+                report_failure(later.error, endpoint)  # every refused attempt, for /metrics
                 seconds = _seconds(later.error)
                 self._held_until = max(self._held_until, loop.time() + seconds)
                 if attempt == retries or seconds > LONGEST_WAIT:
                     raise later.error from None
-            except BadRequest:
+            except BadRequest as error:
                 if timed_out and endpoint == "answerCallbackQuery":
                     return True  # "query is too old": the timed-out answer had arrived
+                report_failure(error, endpoint)
                 raise
             except NetworkError as error:  # a 5xx, a dropped connection, a timeout
+                report_failure(error, endpoint)
                 if attempt == retries:
                     raise
                 timed_out = timed_out or isinstance(error, TimedOut)
                 await asyncio.sleep(FIRST_BACKOFF * 2**attempt * random.uniform(0.8, 1.0))
+            except TelegramError as error:  # refused otherwise (the person blocked the bot, ...)
+                report_failure(error, endpoint)
+                raise
         raise AssertionError("unreachable")

@@ -6,11 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import ExtBot
 
 from bots.telegram.retries import ONCE
-from engine import observe
 from engine.followup.senders import OutButton, OutMessage, SendError
 
 
@@ -18,16 +17,6 @@ def _button(button: OutButton) -> InlineKeyboardButton:
     if button.url:
         return InlineKeyboardButton(button.label, url=button.url)
     return InlineKeyboardButton(button.label, callback_data=button.data)
-
-
-def report_failure(error: TelegramError, method: str) -> None:
-    """Count a failed Bot API call in the metrics: a 429, a timeout, or another error."""
-    kind = "error"
-    if isinstance(error, RetryAfter):
-        kind = "rate_limited"
-    elif isinstance(error, TimedOut):
-        kind = "timeout"
-    observe.report(observe.PlatformCallFailed("telegram", kind, method))
 
 
 class TelegramSender:
@@ -47,13 +36,10 @@ class TelegramSender:
             once: dict[str, Any] = {"rate_limit_args": ONCE} if isinstance(self.bot, ExtBot) else {}
             await self.bot.send_message(int(chat_id), message.text, reply_markup=markup, **once)
         except RetryAfter as error:
-            report_failure(error, "sendMessage")
             wait = error.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             raise SendError(str(error), retry_after=seconds) from error
         except (Forbidden, BadRequest) as error:
-            report_failure(error, "sendMessage")
             raise SendError(str(error), permanent=True) from error
         except (TimedOut, NetworkError) as error:
-            report_failure(error, "sendMessage")
             raise SendError(str(error)) from error
