@@ -147,7 +147,8 @@ def test_an_observer_that_raises_is_logged_and_the_others_still_count(
     with observe.subscribed(broken), caplog.at_level(logging.ERROR, "engine.observe"):
         observe.report(observe.PlatformCallFailed("slack", "timeout", "chat.postMessage"))
     assert "observer" in caplog.text and "PlatformCallFailed" in caplog.text
-    assert metrics.platform_errors.labels("slack", "timeout", "chat.postMessage")._value.get() == 1
+    labels = {"platform": "slack", "kind": "timeout", "method": "chat.postMessage"}
+    assert metrics.registry.get_sample_value("bookbot_platform_errors_total", labels) == 1
 
 
 # --- through the real front end and worker ------------------------------------------------------
