@@ -39,13 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--database-url")
     bench = sub.add_parser("bench", help="measure the performance targets on PostgreSQL")
     bench.add_argument(
-        "part", nargs="?", choices=("engine", "chat"), help="only this part; default: both"
+        "part",
+        nargs="?",
+        choices=("engine", "chat", "load"),
+        help="only this part; default: engine and chat (load: the end-to-end run through serve)",
     )
     bench.add_argument("--database-url", help="PostgreSQL server; default: a throwaway one")
     bench.add_argument("--seconds", type=float, default=10.0, help="each chat run, measured")
     bench.add_argument("--chats", type=_counts, default=(1, 10, 50), help="chat counts: 1,10,50")
     bench.add_argument("--think", type=float, default=2.0, help="mean pause for the latency run")
     bench.add_argument("--processes", type=_counts, default=(1, 2, 4), help="scaling: 1,2,4")
+    bench.add_argument("--students", type=int, default=200, help="load: students who book")
+    bench.add_argument("--concurrency", type=int, default=50, help="load: students at a time")
+    bench.add_argument("--coordinators", type=int, default=5, help="load: Slack coordinators")
+    bench.add_argument("--reminders", type=int, default=10_000, help="load: reminders due")
+    bench.add_argument("--rate", type=float, default=30.0, help="load: Telegram messages/s")
+    bench.add_argument("--quick", action="store_true", help="load: a tiny run (the smoke test)")
     telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
     telegram.add_argument("--polling", action="store_true", required=True)
     slack = sub.add_parser("slack", help="run the Slack app in Socket Mode (development)")
@@ -88,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "bench":
         from benchmarks.chat_bench import ChatOptions
         from benchmarks.run import main as bench_main
+
+        if args.part == "load":
+            from benchmarks.load import main as load_main
+            from benchmarks.load import options_from
+
+            return load_main(args.database_url, options_from(args))
 
         chat = ChatOptions(args.seconds, args.chats, args.think, args.processes)
         return bench_main(args.database_url, args.part, chat)
