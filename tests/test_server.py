@@ -304,9 +304,9 @@ async def test_healthz_is_not_ready_while_the_database_cannot_be_reached(
 def test_the_worker_counts_as_alive_for_two_polling_periods_after_a_pass_began() -> None:
     worker = Worker(
         Units.of(make_sessionmaker(make_engine("sqlite:///unused.db"))),
-        None,
+        None,  # type: ignore[arg-type]  # never called: no pass runs
         WorkerSettings(idle_sleep=2.0),
-    )  # type: ignore[arg-type]
+    )
     assert not worker.alive(100.0)  # no pass yet
     worker.heartbeat = 100.0
     assert worker.alive(104.0) and not worker.alive(104.1)
