@@ -510,7 +510,7 @@ def test_dockerfile_install_steps_give_a_working_bookbot_in_a_fresh_venv(tmp_pat
         " print(n.TEMPLATES_DIR.is_dir())",
     ).split()
     assert where == [str(app / "bots" / "server.py"), "True"]  # the copied code, with templates
-    # The migrations and alembic.ini made it into the image, and run from any directory.
+    # The migrations (package data of storage/) made it into the image and run from anywhere.
     assert "schema up to date" in run(bookbot, "migrate", "--database-url", "sqlite:///x.db")
 
 
