@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,17 +72,37 @@ class Sent:
     status: int
 
 
+def inject(fake: FakeTelegram | FakeSlack, method: str, fault: Fault, timeout: float) -> None:
+    """The next call of `method` meets `fault`; a client that gives up after `timeout` s."""
+    if fault == "429":
+        fake.fail_next(method, retry_after=RETRY_AFTER)
+    elif fault == "500":
+        fake.fail_next(method, status=500)
+    else:
+        fake.delay_next(method, timeout + 2, accepted=fault == "timeout_accepted")
+
+
 @dataclass
 class Side:
-    """One platform's fake and what the worker sends on; `method` is the send's API method."""
+    """One platform's fake and what the worker sends on: `method` sends to the chat in `to`."""
 
     name: str
+    fake: FakeTelegram | FakeSlack
     method: str
+    to: str
+    timeout: float
     platforms: list[Platform]
     chats: list[str]
     accounts: list[str]
-    inject: Callable[[Fault], None]
-    sends: Callable[[], list[Sent]]
+
+    def inject(self, fault: Fault) -> None:
+        inject(self.fake, self.method, fault, self.timeout)
+
+    def sends(self) -> list[Sent]:
+        return [
+            Sent(str(c.params[self.to]), c.at, c.ok, c.status)
+            for c in self.fake.calls_to(self.method)
+        ]
 
 
 @asynccontextmanager
@@ -92,25 +112,17 @@ async def telegram_side(pg: Factory) -> AsyncIterator[Side]:
         for chat in chats:
             fake.user(int(chat))
         bot = await start_bot(fake, pg)
-
-        def inject(fault: Fault) -> None:
-            if fault == "429":
-                fake.fail_next("sendMessage", retry_after=RETRY_AFTER)
-            elif fault == "500":
-                fake.fail_next("sendMessage", status=500)
-            else:
-                wait = PTB_READ_TIMEOUT + 2
-                fake.delay_next("sendMessage", wait, accepted=fault == "timeout_accepted")
-
-        def sends() -> list[Sent]:
-            return [
-                Sent(str(c.params["chat_id"]), c.at, c.ok, c.status)
-                for c in fake.calls_to("sendMessage")
-            ]
-
+        platforms = platforms_of(bot.app, fake)
         try:
             yield Side(
-                "telegram", "sendMessage", platforms_of(bot.app, fake), chats, chats, inject, sends
+                "telegram",
+                fake,
+                "sendMessage",
+                "chat_id",
+                PTB_READ_TIMEOUT,
+                platforms,
+                chats,
+                chats,
             )
         finally:
             await bot.app.shutdown()
@@ -127,23 +139,9 @@ async def slack_side(pg: Factory) -> AsyncIterator[Side]:
         platform = slack_platform(slack, Settings(), pg, lambda: NOW)
         await platform.start(False)
         cast(SlackSender, platform.sender).client.timeout = SLACK_TIMEOUT
-
-        def inject(fault: Fault) -> None:
-            if fault == "429":
-                fake.fail_next("chat.postMessage", retry_after=RETRY_AFTER)
-            elif fault == "500":
-                fake.fail_next("chat.postMessage", status=500)
-            else:
-                wait = SLACK_TIMEOUT + 2
-                fake.delay_next("chat.postMessage", wait, accepted=fault == "timeout_accepted")
-
-        def sends() -> list[Sent]:
-            return [
-                Sent(str(c.params["channel"]), c.at, c.ok, c.status)
-                for c in fake.calls_to("chat.postMessage")
-            ]
-
-        yield Side("slack", "chat.postMessage", [platform], chats, accounts, inject, sends)
+        yield Side(
+            "slack", fake, "chat.postMessage", "channel", SLACK_TIMEOUT, [platform], chats, accounts
+        )
 
 
 SIDES = {"telegram": telegram_side, "slack": slack_side}
@@ -244,7 +242,7 @@ async def test_a_telegram_chat_reply_is_retried_paced_and_arrives(
             pressing = method != "sendMessage"
             if pressing:
                 await bot.say(sam, f"/start {link}")
-            _inject_telegram(fake, method, fault)
+            inject(fake, method, fault, PTB_READ_TIMEOUT)
             caplog.set_level(logging.INFO)
             if pressing:
                 await bot.press(sam, "27")
@@ -266,15 +264,6 @@ async def test_a_telegram_chat_reply_is_retried_paced_and_arrives(
         assert repeats == (1 if fault == "timeout_accepted" and method == "sendMessage" else 0)
         assert fake.unanswered_callback_queries() == []
     _no_trace(caplog)
-
-
-def _inject_telegram(fake: FakeTelegram, method: str, fault: Fault) -> None:
-    if fault == "429":
-        fake.fail_next(method, retry_after=RETRY_AFTER)
-    elif fault == "500":
-        fake.fail_next(method, status=500)
-    else:
-        fake.delay_next(method, PTB_READ_TIMEOUT + 2, accepted=fault == "timeout_accepted")
 
 
 def _no_trace(caplog: pytest.LogCaptureFixture) -> None:
