@@ -26,19 +26,21 @@ import resource
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 from sqlalchemy import text
 
+from benchmarks.activity import CORES, DISTURBED_CORES, CpuTicks
 from benchmarks.chat import double_bookings
 from benchmarks.common import Target, analyze, bench_database, percentile, postgres, print_targets
 from benchmarks.load_coordinators import Coordinators
 from benchmarks.load_fakes import TimedSlack, TimedTelegram
 from benchmarks.load_people import Front, Tally
 from benchmarks.load_reminders import WORKERS, ReminderFigures, run_reminders
-from benchmarks.load_seed import seed_coordinators, seed_students
+from benchmarks.load_seed import Coordinator, Student, seed_coordinators, seed_students
 from benchmarks.load_serve import Process, Secrets, environment, serving, workdir
 from benchmarks.load_students import Students
 from benchmarks.seeding import Factory
@@ -49,6 +51,7 @@ from storage.db import make_sessionmaker
 TARGET_P99_MS = 100.0
 RATE_BAND = (0.8, 1.05)  # achieved / configured: close to the limit, never above it
 STUDENTS_PER_COORDINATOR = 40  # more than a coordinator books in a run: they never run out
+WARM_UP_STUDENTS = 2  # per serve process, booking before the measured run
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,14 @@ class ChatFigures:
     processes: list[Process]
     cpu: dict[str, float]  # share of a core during the run, by process
     api_calls: dict[str, float]  # platform API calls a second during the run, as the fakes saw
+    machine: tuple[float, float] | None = None  # busy cores of the machine, of PostgreSQL
+
+    @property
+    def others(self) -> float:
+        """Cores used by processes that are neither this run's nor PostgreSQL's."""
+        if self.machine is None:
+            return 0.0
+        return max(0.0, self.machine[0] - self.machine[1] - sum(self.cpu.values()))
 
     @property
     def updates_per_s(self) -> float:
@@ -110,16 +121,51 @@ def p99_ms(values: Sequence[float]) -> float:
     return percentile(list(values), 0.99) * 1000 if values else float("inf")
 
 
-async def _booked(factory: Factory) -> dict[str, int]:
-    """Sessions the run made, by platform (the seeded calendars were booked on the web)."""
+async def _booked(factory: Factory, since: datetime) -> dict[str, int]:
+    """Sessions made since `since`, by platform (the seeded calendars were booked on the web)."""
     async with factory() as session:
         rows = await session.execute(
             text(
-                "SELECT created_via, count(*) FROM sessions WHERE created_via <> 'web' "
-                "GROUP BY created_via"
-            )
+                "SELECT created_via, count(*) FROM sessions"
+                " WHERE created_via <> 'web' AND created_at >= :since GROUP BY created_via"
+            ),
+            {"since": since},
         )
         return {str(via): int(n) for via, n in rows.tuples().all()}
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Who takes part: measured students, warm-up students, coordinators and whom they book for
+    (user id, course id, e-mail address)."""
+
+    students: list[Student]
+    warmers: list[Student]
+    coordinators: list[Coordinator]
+    booked_for: list[tuple[int, int, str]]
+
+
+async def cast(factory: Factory, options: LoadOptions, keys: Secrets, slack: TimedSlack) -> Cast:
+    """A fresh campus with everyone the run needs; the coordinators are Slack members too."""
+    tag = secrets.token_hex(3)
+    warm = WARM_UP_STUDENTS * options.processes
+    extra = options.coordinators * STUDENTS_PER_COORDINATOR
+    people = await seed_students(
+        factory, keys.link, tag, options.students + warm + extra, utc_now()
+    )
+    coordinators = await seed_coordinators(factory, tag, options.coordinators)
+    for person in coordinators:
+        slack.add_user(
+            person.slack_id, person.slack_id.lower(), email=person.email, tz="UTC", tz_offset=0
+        )
+    emails, courses = await _emails_and_courses(factory)
+    measured, warmers, rest = (
+        people[: options.students],
+        people[options.students : options.students + warm],
+        people[options.students + warm :],
+    )
+    booked_for = [(p.user_id, courses[p.user_id], emails[p.user_id]) for p in rest]
+    return Cast(measured, warmers, coordinators, booked_for)
 
 
 async def run_chats(
@@ -130,22 +176,10 @@ async def run_chats(
     slack: TimedSlack,
     where: Path,
 ) -> ChatFigures:
-    tag = secrets.token_hex(3)
-    extra = options.coordinators * STUDENTS_PER_COORDINATOR
     async with bench_database(server, "bookbot_bench_load") as (url, engine):
         factory = make_sessionmaker(engine)
-        people = await seed_students(factory, keys.link, tag, options.students + extra, utc_now())
-        coordinators = await seed_coordinators(factory, tag, options.coordinators)
-        for person in coordinators:
-            slack.add_user(
-                person.slack_id, person.slack_id.lower(), email=person.email, tz="UTC", tz_offset=0
-            )
-        emails, courses = await _emails_and_courses(factory)
+        people = await cast(factory, options, keys, slack)
         await analyze(engine)
-        booked_for = [
-            (p.user_id, courses[p.user_id], str(emails[p.user_id]))
-            for p in people[options.students :]
-        ]
         env = environment(
             url,
             keys,
@@ -158,42 +192,68 @@ async def run_chats(
             aiohttp.ClientSession() as http,
         ):
             front = Front(http, [p.url for p in processes])
-            students = Students(telegram, front, keys.webhook, options.think)
-            staff = Coordinators(slack, front, keys.slack_signing, options.think)
-            done = asyncio.Event()
-            cpu_before = {p.name: p.cpu_seconds() for p in processes}
-            own_before, started = cpu_seconds(), time.perf_counter()
-            calls_before = _api_calls(telegram, slack)
-
-            async def sample() -> None:
-                while not done.is_set():
-                    for process in processes:
-                        process.sample_rss()
-                    await asyncio.sleep(0.5)
-
-            sampler = asyncio.create_task(sample())
-            booking = asyncio.create_task(staff.run(coordinators, booked_for, done))
-            await students.run(people[: options.students], options.concurrency)
-            done.set()
-            await booking
-            await sampler
-            seconds = time.perf_counter() - started
-            cpu = {p.name: (p.cpu_seconds() - cpu_before[p.name]) / seconds for p in processes}
-            cpu["load generator and fakes"] = (cpu_seconds() - own_before) / seconds
-            api_calls = {
-                name: (n - calls_before[name]) / seconds
-                for name, n in _api_calls(telegram, slack).items()
-            }
-        return ChatFigures(
-            students.tally,
-            staff.tally,
-            seconds,
-            await double_bookings(factory),
-            await _booked(factory),
-            processes,
-            cpu,
-            api_calls,
+            # Warm-up, not measured: each process pays for its connections, prepared
+            # statements and caches, as a server that has been running has long ago.
+            await Students(telegram, front, keys.webhook, 0.0, seed=9).run(
+                people.warmers, len(people.warmers)
+            )
+            since = utc_now()
+            figures = await measure(options, keys, telegram, slack, front, processes, people)
+        return replace(
+            figures,
+            double=await double_bookings(factory),
+            booked_in_sql=await _booked(factory, since),
         )
+
+
+async def measure(
+    options: LoadOptions,
+    keys: Secrets,
+    telegram: TimedTelegram,
+    slack: TimedSlack,
+    front: Front,
+    processes: list[Process],
+    people: Cast,
+) -> ChatFigures:
+    """Students and coordinators at once, until every student is done; the processes' CPU and
+    peak RSS, and the platform calls, over the same time."""
+    students = Students(telegram, front, keys.webhook, options.think)
+    staff = Coordinators(slack, front, keys.slack_signing, options.think)
+    done = asyncio.Event()
+    cpu_before = {p.name: p.cpu_seconds() for p in processes}
+    own_before, started = cpu_seconds(), time.perf_counter()
+    calls_before = _api_calls(telegram, slack)
+    ticks_before = CpuTicks.read()
+
+    async def sample() -> None:
+        while not done.is_set():
+            for process in processes:
+                process.sample_rss()
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    booking = asyncio.create_task(staff.run(people.coordinators, people.booked_for, done))
+    await students.run(people.students, options.concurrency)
+    done.set()
+    await booking
+    await sampler
+    seconds = time.perf_counter() - started
+    cpu = {p.name: (p.cpu_seconds() - cpu_before[p.name]) / seconds for p in processes}
+    cpu["load generator and fakes"] = (cpu_seconds() - own_before) / seconds
+    calls = _api_calls(telegram, slack)
+    ticks = CpuTicks.read()
+    machine = ticks.cores_since(ticks_before) if ticks and ticks_before else None
+    return ChatFigures(
+        students.tally,
+        staff.tally,
+        seconds,
+        double=0,
+        booked_in_sql={},
+        processes=processes,
+        cpu=cpu,
+        api_calls={name: (n - calls_before[name]) / seconds for name, n in calls.items()},
+        machine=machine,
+    )
 
 
 def _api_calls(telegram: TimedTelegram, slack: TimedSlack) -> dict[str, int]:
@@ -267,6 +327,17 @@ def report_chats(options: LoadOptions, f: ChatFigures) -> None:
     print(f"  peak RSS: {rss}")
     cpu = ", ".join(f"{name} {share:.2f}" for name, share in f.cpu.items())
     print(f"  CPU (cores): {cpu}")
+    if f.machine is not None:
+        busy, postgres = f.machine
+        print(
+            f"  machine: {busy:.2f} of {CORES} cores busy: PostgreSQL {postgres:.2f} (every "
+            f"database on the server), other processes {f.others:.2f}"
+        )
+        if f.others >= DISTURBED_CORES:
+            print(
+                "  WARNING: other processes used CPU during the run: latency figures are "
+                "doubtful; run again on a quiet machine"
+            )
     calls = ", ".join(f"{name} {rate:.1f}/s" for name, rate in f.api_calls.items())
     print(f"  platform calls: {calls}")
 
@@ -303,7 +374,7 @@ def targets(options: LoadOptions, f: ChatFigures, r: ReminderFigures) -> list[Ta
                 p99 < TARGET_P99_MS,
             )
         )
-    people = options.students + (1 if f.staff.updates else 0) * 0
+    people = options.students
     booked = f.students.bookings
     troubles = f.students.stuck + f.staff.stuck + f.students.refused + f.staff.refused
     found += [
