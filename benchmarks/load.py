@@ -73,7 +73,12 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     if args.quick:
         return QUICK
     return LoadOptions(
-        args.students, args.concurrency, args.think, args.coordinators, args.reminders, args.rate
+        args.students,
+        args.concurrency,
+        args.think,
+        args.coordinators,
+        args.reminders,
+        args.rate or LoadOptions.rate,  # Telegram's own limit unless told otherwise
     )
 
 

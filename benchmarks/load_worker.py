@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from bots.cli import _until_stopped_or_done, email, open_engine, refuse_insecure
 from bots.platforms import enabled_platforms
+from bots.server import get_server_settings
 from bots.worker import run_worker
 from engine.followup.senders import RateLimits
 from engine.settings import get_settings, insecure_defaults
@@ -34,7 +35,10 @@ async def work(rate: float) -> None:
             for p in enabled_platforms(settings, factory)
         ]
         stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(settings, factory, platforms, email(settings), stop))
+        limit = get_server_settings().shutdown_seconds
+        task = asyncio.create_task(
+            run_worker(settings, factory, platforms, email(settings), stop, limit)
+        )
         await _until_stopped_or_done(task, stop)
     finally:
         await engine.dispose()

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--concurrency", type=int, default=50, help="load: students at a time")
     bench.add_argument("--coordinators", type=int, default=5, help="load: Slack coordinators")
     bench.add_argument("--reminders", type=int, default=10_000, help="load: reminders due")
-    bench.add_argument("--rate", type=float, default=30.0, help="load: Telegram messages/s")
+    bench.add_argument("--rate", type=float, help="load: Telegram messages/s (default: 30)")
     bench.add_argument("--quick", action="store_true", help="load: a tiny run (the smoke test)")
     telegram = sub.add_parser("telegram", help="run the Telegram bot by long polling (development)")
     telegram.add_argument("--polling", action="store_true", required=True)
