@@ -61,7 +61,7 @@ class ServerSettings(BaseSettings):
         description=(
             "On SIGTERM or SIGINT, `bookbot serve` (and `bookbot worker`) finish the requests and "
             "the send in flight for at most this long, then exit anyway; keep it under the "
-            "supervisor's kill timeout (Docker and systemd: 30 s)."
+            "supervisor's kill timeout (the recipes in deploy/ and docker-compose.yml: 40 s)."
         ),
     )
 

@@ -305,3 +305,12 @@ def test_text_is_the_default_format_and_says_the_same_in_words(restore_logging: 
         written
     )
     assert not written.startswith("{")
+
+
+def test_a_bad_address_error_does_not_carry_the_address() -> None:
+    """Its traceback is logged by the front ends' error handlers: no personal data in it."""
+    from engine.addresses import check_address
+
+    with pytest.raises(ValueError) as raised:
+        check_address("Ada Lovelace <ada@example.edu>")
+    assert "ada" not in str(raised.value).lower()

@@ -135,6 +135,17 @@ async def test_an_st_matched_by_verified_email_lists_and_cancels_a_session(
     )
 
 
+async def test_the_dm_is_opened_once_not_on_every_request(slack: Slack, pg: Factory) -> None:
+    """`conversations.open` is Tier 3 (50 a minute): opened per request, it queued presses for
+    seconds under load. A DM's id never changes, so each process opens it once."""
+    world = await make_world(pg)
+    await _ada(slack, world)
+    for _ in range(3):
+        assert await slack.command(ADA, "/mysessions") == 200
+    assert len(slack.fake.calls_to("conversations.open")) == 1
+    assert len(slack.fake.messages(slack.fake.dm(ADA).id)) == 3
+
+
 async def test_an_unknown_or_unverified_address_gets_one_clear_sentence(
     slack: Slack, pg: Factory
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import icalendar
 import pytest
 from aiohttp import web
 from sqlalchemy import select, update
@@ -30,7 +31,7 @@ from bots.telegram.platform import telegram_platform
 from bots.telegram.settings import TelegramSettings
 from engine.booking import BookingRequest, book_session
 from engine.chat import messages as m
-from engine.links import LinkClaims, sign
+from engine.links import LinkClaims, sign, verify_join
 from engine.settings import Settings
 from storage.models import ChatIdentity, Session, StudentTeacher
 from storage.repositories import Repo
@@ -187,6 +188,13 @@ async def test_a_student_books_end_to_end_from_a_course_page_deep_link(
     done = fake.last_message(SAM_TG)
     assert done.kind == "document" and done.document["file_name"].endswith(".ics")
     assert b"METHOD:REQUEST" in done.file.content
+    # The chat's invite carries Sam's own /join link, as the e-mailed one does.
+    (event,) = icalendar.Calendar.from_ical(done.file.content).walk("VEVENT")
+    assert str(event["URL"]) == str(event["LOCATION"])
+    base, token = str(event["LOCATION"]).split("/join/")
+    assert base == Settings().public_base_url
+    claims = verify_join(token, SECRET, NOW)
+    assert claims.user_id == world.student.id
     success = wizard(fake, SAM_TG)
     assert "Session Booked!" in success and "When: Friday, November 27, 2026, 10:00" in success
     assert any(

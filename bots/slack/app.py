@@ -52,6 +52,7 @@ COMMANDS: dict[str, Callable[[], flow.ChatEvent]] = {
     "/unlink": flow.Unlink,
 }
 ZONE_TTL = 600.0  # seconds a Slack profile's time zone is trusted before users.info again
+DM_CACHE_SIZE = 10_000  # staff and students with a Slack DM; a DM id never changes
 JSONDict = dict[str, Any]
 OnLoading = Callable[[Screen], Any]
 
@@ -78,13 +79,14 @@ class SlackFrontEnd:
         self.staff = StaffBooking(units)
         self.client = client
         self._zones: dict[str, tuple[float, str | None]] = {}
+        self._dms: dict[str, str] = {}
         self.modals = Modals(self)
 
     # --- who, and in which zone -------------------------------------------------------------
     async def person(self, slack_user: str) -> Person | None:
         """The platform user behind a Slack account, matching it by its verified e-mail the
         first time; None when the address is unknown or unverified."""
-        dm = (await self.client.conversations_open(users=slack_user))["channel"]["id"]
+        dm = await self.dm(slack_user)
         known = await self.accounts.user_for(PLATFORM, slack_user)
         if known is not None:
             return Person(known, dm, slack_user)
@@ -94,6 +96,19 @@ class SlackFrontEnd:
             return None
         matched = await self.accounts.link_by_email(PLATFORM, slack_user, dm, email)
         return Person(matched, dm, slack_user) if matched is not None else None
+
+    async def dm(self, slack_user: str) -> str:
+        """The bot's DM channel with a person. A DM's id never changes, so it is opened once
+        per process: `conversations.open` is a Tier 3 method (50 a minute), and opening it on
+        every request queued a coordinator's presses for seconds under load (bench load)."""
+        known = self._dms.get(slack_user)
+        if known is None:
+            if len(self._dms) >= DM_CACHE_SIZE:  # bounded: forget the oldest half
+                for stale in list(self._dms)[: DM_CACHE_SIZE // 2]:
+                    del self._dms[stale]
+            opened = await self.client.conversations_open(users=slack_user)
+            known = self._dms[slack_user] = opened["channel"]["id"]
+        return known
 
     async def _profile(self, slack_user: str) -> JSONDict:
         user: JSONDict = (await self.client.users_info(user=slack_user))["user"]
@@ -273,7 +288,7 @@ class SlackFrontEnd:
         slack_user = (body.get("user") or {}).get("id") or body.get("user_id")
         if not slack_user:
             return
-        dm = (await self.client.conversations_open(users=slack_user))["channel"]["id"]
+        dm = await self.dm(slack_user)
         await self.client.chat_postEphemeral(channel=dm, user=slack_user, text=m.BOOKING_FAILED)
 
 

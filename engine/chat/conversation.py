@@ -27,6 +27,7 @@ from engine.chat.formatting import normalize_locale, viewer_timezone
 from engine.chat.screens import Screen, nothing_changed
 from engine.chat.views import Viewer
 from engine.clock import utc_now as utc_now  # re-exported: front ends import it from here
+from engine.followup.join import join_url
 from engine.followup.manage import parse_manage
 from engine.followup.video import JitsiProvider, VideoProvider
 from engine.settings import Settings
@@ -133,6 +134,12 @@ class ConversationService:
         finally:
             trace.report(platform, user_id, event)
 
+    def _join_link(self, session_id: int, user_id: int, end: datetime) -> str:
+        """The person's /join link: the chat's invite carries the same as the e-mailed one."""
+        return join_url(
+            self.settings.public_base_url, self.settings.link_secret, session_id, user_id, end
+        )
+
     async def _handle(
         self,
         platform: str,
@@ -211,6 +218,7 @@ class ConversationService:
                 dashboard_url=self.settings.dashboard_url,
                 enroll_url=self.settings.enroll_url,
                 email_from=self.settings.email_from,
+                join_link=self._join_link,
             )
             state = flow.State.from_json(conversation.state)
             trace.at(state.step)

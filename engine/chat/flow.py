@@ -308,6 +308,9 @@ class Ctx:
     proceed: bool = False
     # The viewer is a coordinator (users.is_coordinator): they may book for another student.
     coordinator: bool = False
+    # (session id, person's user id, session end) -> that person's /join link (PUBLIC_BASE_URL),
+    # for the invite and calendar links of "Session Booked!"; None: the invite has no location.
+    join_link: Callable[[int, int, datetime], str] | None = None
 
     def emit(self, name: str, **data: Any) -> None:
         self.analytics.append((name, data))
@@ -853,6 +856,15 @@ async def _render(state: State, ctx: Ctx, student: Viewer | None = None) -> Scre
             notice,
             with_invite=ctx.booked_now == state.session_id,
             rescheduled=state.rescheduling is not None,
+            join_url=(
+                None
+                if ctx.join_link is None
+                else ctx.join_link(
+                    state.session_id,
+                    attendee.user_id,
+                    start_at + timedelta(minutes=course.session_minutes),
+                )
+            ),
         )
     return views.confirm(course, teacher, start_at, state.reminders, state.note, viewer, notice)
 

@@ -312,8 +312,11 @@ def calendar_event(
     note: str | None,
     viewer: Viewer,
     organizer: tuple[str, str | None],
+    join_url: str | None = None,
 ) -> CalendarEvent:
     """The invite both people get; the UID is stable so later updates replace it.
+
+    `join_url`: the viewer's own /join link, as LOCATION and URL (as in the e-mailed invite).
 
     `organizer` is the tutoring service (`EMAIL_FROM`), which sends every update and the CANCEL;
     the student and the ST are the attendees (engine/calendar.py says why).
@@ -334,7 +337,8 @@ def calendar_event(
         end=start + timedelta(minutes=course.session_minutes),
         summary=m.CALENDAR_SUMMARY.format(course=course.title, name=teacher.name),
         description=description,
-        location=None,
+        location=join_url,
+        url=join_url,
         organizer_email=organizer[0],
         organizer_name=organizer[1],
         attendees=tuple(
@@ -359,6 +363,7 @@ def success(
     notice: str | None = None,
     with_invite: bool = False,
     rescheduled: bool = False,
+    join_url: str | None = None,
 ) -> Screen:
     """ "Session Booked!"; the .ics rides along only right after booking, not on every redraw."""
     lines = (
@@ -371,7 +376,9 @@ def success(
     if rescheduled:
         lines += (m.RESCHEDULED,)
     lines += (m.ADD_TO_CALENDAR,)
-    event = calendar_event(course, teacher, start, session_id, reminders, note, viewer, organizer)
+    event = calendar_event(
+        course, teacher, start, session_id, reminders, note, viewer, organizer, join_url
+    )
     files = (
         (Attachment(f"session-{session_id}.ics", ics(event), "text/calendar; method=REQUEST"),)
         if with_invite
