@@ -180,12 +180,14 @@ async def serving(env: dict[str, str], count: int, where: Path) -> AsyncIterator
 async def working(
     env: dict[str, str], count: int, where: Path, rate: float
 ) -> AsyncIterator[list[Process]]:
-    """`count` outbox worker processes sending Telegram messages at `rate` a second."""
+    """`count` `bookbot worker` processes sending Telegram messages at `rate` a second, all
+    together (TELEGRAM_SEND_RATE: the per-bot rate they share through the database)."""
     started: list[Process] = []
     try:
         for i in range(count):
-            argv = [sys.executable, "-m", "benchmarks.load_worker", f"--rate={rate}"]
-            started.append(await _start(f"worker {i + 1}", argv, env, where))
+            argv = [sys.executable, "-m", "bots.launcher", "worker"]
+            rated = {**env, "TELEGRAM_SEND_RATE": str(rate)}
+            started.append(await _start(f"worker {i + 1}", argv, rated, where))
         yield started
     finally:
         await asyncio.gather(*(_stop(p) for p in started))
