@@ -30,7 +30,7 @@ from typing import Literal
 from babel.dates import format_timedelta
 
 from engine.chat.formatting import format_datetime_long, normalize_locale, viewer_timezone
-from engine.followup.manage import ROOM_OPENS_BEFORE
+from engine.followup.manage import ROOM_OPENS_BEFORE, room_of
 from engine.followup.notify import template_environment
 from engine.followup.video import VideoProvider
 from engine.links import JoinClaims, LinkError, join_link_expiry, sign_join, verify_join
@@ -185,11 +185,7 @@ async def follow_join_link(
             why = verdict.why if isinstance(verdict, NotFound) else "no_session"
             return _not_found(why, claims.session_id)
         if isinstance(verdict, RoomOpen):
-            url = booked.video_url
-            if url is None:
-                url = await provider.create_room(booked.id)
-                await repo.set_video_url(booked.id, url)
-            return GoToRoom(booked.id, url)
+            return GoToRoom(booked.id, await room_of(repo, booked, provider))
         course = await repo.course(booked.course_id)
         reader = await repo.user(claims.user_id)
     assert course is not None and reader is not None

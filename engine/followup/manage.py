@@ -155,11 +155,17 @@ async def join_in(
             info.start - ROOM_OPENS_BEFORE, viewer.timezone, normalize_locale(viewer.locale)
         )
         return TooEarly(info, opens)
-    url = booked.video_url
-    if url is None:
-        url = await provider.create_room(booked.id)
-        await repo.set_video_url(booked.id, url)
-    return RoomReady(info, url)
+    return RoomReady(info, await room_of(repo, booked, provider))
+
+
+async def room_of(repo: Repo, booked: SessionRecord, provider: VideoProvider) -> str:
+    """The session's room, made now if nobody has opened it yet. `booked` must have been read
+    with its row lock held (`session_for_update`): two first opens then make one room."""
+    if booked.video_url is not None:
+        return booked.video_url
+    url = await provider.create_room(booked.id)
+    await repo.set_video_url(booked.id, url)
+    return url
 
 
 async def ensure_room(units: UnitsLike, session_id: int, provider: VideoProvider) -> str | None:
@@ -169,11 +175,7 @@ async def ensure_room(units: UnitsLike, session_id: int, provider: VideoProvider
         booked = await repo.session_for_update(session_id)
         if booked is None or booked.status != SessionStatus.SCHEDULED.value:
             return None
-        if booked.video_url is not None:
-            return booked.video_url
-        url = await provider.create_room(booked.id)
-        await repo.set_video_url(booked.id, url)
-        return url
+        return await room_of(repo, booked, provider)
 
 
 async def cancel(
